@@ -1,0 +1,255 @@
+"""The assessor worker: faust agents stay thin; the rules live in ``assessor.rules``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hmac
+import logging
+import uuid
+from typing import Any, cast
+
+import asyncpg
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import ValidationError
+
+from assessor import projection
+from assessor.rules import (
+    Decision,
+    Enrolled,
+    Input,
+    Notify,
+    PatientState,
+    Report,
+    Reported,
+    decide,
+)
+from assessor.settings import AssessorSettings
+from shared.db import create_pool, migrate
+from shared.events import (
+    PatientEnrolled,
+    SendNotification,
+    SendNotificationPayload,
+    SymptomReported,
+    encode_event,
+    parse_event,
+)
+from shared.logs import patient_ref
+from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PATIENT_PARTITIONS
+from shared.web import error_body
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("assessor_events_total", "Events consumed", ["topic", "type", "outcome"])
+DECISIONS_OUT = Counter("assessor_decisions_total", "Decisions emitted", ["kind"])
+LATENCY = Histogram("assessor_event_seconds", "Time to process one event", ["type"])
+
+
+def to_input(event: Any) -> Input | None:
+    if isinstance(event, PatientEnrolled):
+        return Enrolled(event.payload)
+    if isinstance(event, SymptomReported):
+        p = event.payload
+        return Reported(
+            Report(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                severity=p.severity,
+                note=p.note,
+            )
+        )
+    return None
+
+
+def command_event(patient_id: str, cmd: Notify, now: dt.datetime) -> SendNotification:
+    """The decision event; its id derives from the dedupe key, so a replay repeats it exactly."""
+    return SendNotification(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"decision:{cmd.dedupe_key}"),
+        occurred_at=now,
+        recorded_at=now,
+        patient_id=patient_id,
+        source="assessor",
+        payload=SendNotificationPayload(
+            dedupe_key=cmd.dedupe_key,
+            kind=cmd.kind,
+            audience=cmd.audience,
+            urgency=cmd.urgency,
+            to=cmd.to,
+            backup_to=cmd.backup_to,
+            language=cmd.language,
+            timezone=cmd.timezone,
+            due_at=cmd.due_at,
+            facts=cmd.facts,
+            evidence=cmd.evidence,
+            rule=cmd.rule,
+        ),
+    )
+
+
+class Store:
+    """The PostgreSQL pool, opened once the worker starts (never at import)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        async with self._lock:
+            if self.pool is None:
+                pool = await create_pool(self.url)
+                await migrate(pool, "assessor", "assessor")
+                self.pool = pool
+            return self.pool
+
+
+def create_app(settings: AssessorSettings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=settings.data_dir,
+        web_port=settings.port,
+        web_bind=settings.bind_host,
+        web_host=settings.bind_host,
+        topic_partitions=PATIENT_PARTITIONS,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_in_thread=False,
+    )
+    store = Store(settings.database_url.get_secret_value())
+    token = settings.api_token.get_secret_value().encode()
+
+    patient_events = app.topic(
+        PATIENT_EVENTS,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=PATIENT_PARTITIONS,
+    )
+    decisions = app.topic(DECISIONS, key_serializer="raw", value_serializer="raw")
+    deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
+    states = app.Table(
+        "patient-state",
+        default=None,
+        partitions=PATIENT_PARTITIONS,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    async def dead_letter(key: bytes | None, raw: bytes, reason: str) -> None:
+        await deadletter.send(
+            key=key,
+            value=raw,
+            headers={"reason": reason[:500].encode(), "topic": PATIENT_EVENTS.encode()},
+        )
+
+    async def handle(key: bytes | None, raw: bytes) -> None:
+        event = parse_event(raw)
+        inp = to_input(event)
+        if inp is None or event.patient_id is None:
+            EVENTS.labels(PATIENT_EVENTS, event.type, "ignored").inc()
+            return
+        stored = states.get(event.patient_id.encode())
+        state = (
+            PatientState.model_validate_json(stored)
+            if stored
+            else PatientState(patient_id=event.patient_id)
+        )
+        now = event.recorded_at
+        with LATENCY.labels(event.type).time():
+            result: Decision = decide(state, inp, now)
+        for cmd in result.commands:
+            await decisions.send(
+                key=event.patient_id.encode(),
+                value=encode_event(command_event(event.patient_id, cmd, now)),
+            )
+            DECISIONS_OUT.labels(cmd.kind).inc()
+        # Reassign (never mutate) so the change reaches the changelog.
+        states[event.patient_id.encode()] = result.state.model_dump_json().encode()
+        view = projection.recovery_view(result.state)
+        if view is not None:
+            await projection.save(await store.get(), view)
+        EVENTS.labels(PATIENT_EVENTS, event.type, "ok").inc()
+        log.info(
+            "event applied",
+            extra={
+                "event_id": str(event.event_id),
+                "type": event.type,
+                "patient": patient_ref(event.patient_id),
+                "commands": len(result.commands),
+            },
+        )
+
+    @app.agent(patient_events, concurrency=1)
+    async def on_patient_event(stream: Any) -> None:
+        async for key, raw in stream.items():
+            try:
+                await handle(key, raw)
+            except (ValidationError, ValueError) as exc:
+                EVENTS.labels(PATIENT_EVENTS, "unknown", "dead_letter").inc()
+                log.warning(
+                    "unparseable event sent to the dead-letter topic: %s", type(exc).__name__
+                )
+                await dead_letter(key, raw, f"invalid: {exc}")
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def open_store() -> None:
+        await store.get()
+
+    def authorized(request: Request) -> bool:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
+
+    def error(view: View, status: int, code: str, message: str) -> Response:
+        return view.bytes(error_body(code, message), content_type="application/json", status=status)
+
+    @app.page("/v1/patients/{patient_id}/recovery")
+    class RecoveryView(View):
+        async def get(self, request: Request, patient_id: str) -> Response:
+            if not authorized(request):
+                return error(self, 401, "unauthorized", "A valid bearer token is required.")
+            try:
+                doc = await projection.load(await store.get(), patient_id)
+            except (TimeoutError, OSError, asyncpg.PostgresError):
+                return error(self, 503, "unavailable", "The database is unreachable. Retry.")
+            if doc is None:
+                return error(self, 404, "unknown_patient", "No recovery record for that id.")
+            return self.json(doc)
+
+    @app.page("/healthz")
+    class Healthz(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Readyz(View):
+        async def get(self, request: Request) -> Response:
+            checks = {"postgres": False, "kafka": False}
+            with contextlib.suppress(Exception):
+                pool = await asyncio.wait_for(store.get(), 2)
+                await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
+                checks["postgres"] = True
+            consumer = app.consumer
+            checks["kafka"] = bool(
+                not app.rebalancing
+                and consumer is not None
+                and consumer.assignment()
+                and cast(Any, app.tables).recovery.completed.is_set()
+            )
+            ok = all(checks.values())
+            return self.json(
+                {"status": "ok" if ok else "unavailable", "checks": checks},
+                status=200 if ok else 503,
+            )
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    return app
