@@ -43,7 +43,7 @@ class RuleSettings:
     remission_span: dt.timedelta = dt.timedelta(days=14)
     remission_first_day: int = 1
     reassurance_first_day: int = 1
-    reassurance_interval: dt.timedelta = dt.timedelta(days=14)
+    reassurance_interval_days: int = 14
 
 
 DEFAULT_RULES = RuleSettings()
@@ -68,7 +68,7 @@ class PatientState(_Frozen):
     reports: tuple[Report, ...] = ()  # ordered by occurred_at, then event_id
     stream_time: dt.datetime | None = None
     emitted: frozenset[str] = frozenset()  # dedupe keys already decided
-    last_reassurance_at: dt.datetime | None = None
+    last_reassurance_day: int | None = None
 
 
 # --- inputs ---------------------------------------------------------------------------
@@ -215,8 +215,10 @@ def _on_report(
     commands: list[Notify] = []
     day = day_number(profile.surgery_date, report.occurred_at, profile.timezone)
     key = f"{state.patient_id}:reassurance:{report.event_id}"
-    recent = state.last_reassurance_at is not None and (
-        report.occurred_at - state.last_reassurance_at < rules.reassurance_interval
+    # "At most one per 14 days" counts calendar days, so DST never shortens the span.
+    recent = (
+        state.last_reassurance_day is not None
+        and day - state.last_reassurance_day < rules.reassurance_interval_days
     )
     if (
         report.severity is not None
@@ -240,6 +242,6 @@ def _on_report(
             )
         )
         state = state.model_copy(
-            update={"emitted": state.emitted | {key}, "last_reassurance_at": report.occurred_at}
+            update={"emitted": state.emitted | {key}, "last_reassurance_day": day}
         )
     return Decision(state, tuple(commands))

@@ -1,0 +1,48 @@
+# The two commands that matter: `make up` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+PY := .venv/bin/python
+
+.PHONY: help install up down clean status test lint typecheck unit integration schemas demo
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: ## install the Python dependencies (uv, from the lock file)
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+up: ## start Kafka, PostgreSQL and the services; returns when all answer /readyz
+	@deploy/stack.sh up
+
+down: ## stop everything (data stays under .run/)
+	@deploy/stack.sh down
+
+clean: ## stop everything and delete .run/
+	@deploy/stack.sh clean
+
+status: ## what is running
+	@deploy/stack.sh status
+
+lint: install ## ruff
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+
+typecheck: install ## mypy --strict
+	@$(UV) run --frozen mypy shared/src services/ingest/src services/assessor/src services/notifier/src services/sandbox/src
+
+unit: install ## unit tests (no infrastructure)
+	@$(UV) run --frozen pytest tests/unit -q
+
+integration: install ## integration and end-to-end tests on the real stack (started if needed)
+	@deploy/with-stack.sh $(PY) -m pytest tests/integration tests/e2e -q
+
+schemas: install ## re-export the events' JSON Schemas into docs/schemas
+	@$(UV) run --frozen python -m shared.schemas docs/schemas
+
+test: lint typecheck unit integration ## everything CI runs
+
+demo: ## one patient's course through the pipeline, printed
+	@SIMULATED_CLOCK=1 deploy/stack.sh up
+	@$(PY) -m deploy.demo

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The whole local stack: PostgreSQL, Kafka, topics, and the four Python services.
+#
+# usage: deploy/stack.sh {up|down|clean|status}
+#   up      install what is missing, start everything not yet running, create topics,
+#           return once every service answers /readyz (idempotent)
+#   down    stop the services, then Kafka and PostgreSQL; data stays under .run/
+#   clean   down, then delete .run/
+#   status  one line per component
+#
+# env: the contract's (API_TOKEN, SIMULATED_CLOCK, KAFKA_BOOTSTRAP, DATABASE_URL,
+#      TWILIO_*, PUBLIC_BASE_URL) plus INGEST_PORT, ASSESSOR_PORT, NOTIFIER_PORT,
+#      SANDBOX_PORT, READY_TIMEOUT (120 s).
+set -euo pipefail
+
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SERVICES=(sandbox ingest assessor notifier)
+READY_TIMEOUT="${READY_TIMEOUT:-120}"
+PY="$REPO_ROOT/.venv/bin/python"
+
+export INGEST_PORT="${INGEST_PORT:-8080}" ASSESSOR_PORT="${ASSESSOR_PORT:-8081}"
+export NOTIFIER_PORT="${NOTIFIER_PORT:-8082}" SANDBOX_PORT="${SANDBOX_PORT:-8090}"
+export SIMULATED_CLOCK="${SIMULATED_CLOCK:-0}"
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
+export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${PG_PORT:-55432}/recovery}"
+export TWILIO_API_BASE_URL="${TWILIO_API_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT}"
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$INGEST_PORT}"
+export ASSESSOR_DATA_DIR="${ASSESSOR_DATA_DIR:-$RUN_DIR/assessor}"
+
+module_of() { case "$1" in sandbox) echo sms_sandbox ;; *) echo "$1" ;; esac; }
+port_of() {
+  case "$1" in
+    sandbox) echo "$SANDBOX_PORT" ;; ingest) echo "$INGEST_PORT" ;;
+    assessor) echo "$ASSESSOR_PORT" ;; notifier) echo "$NOTIFIER_PORT" ;;
+  esac
+}
+
+# The API token: API_TOKEN if set, else one generated once for local runs.
+api_token() {
+  if [[ -n "${API_TOKEN:-}" ]]; then return; fi
+  local f="$RUN_DIR/api-token"
+  if [[ ! -s "$f" ]]; then
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  API_TOKEN="$(<"$f")"
+  export API_TOKEN
+}
+
+python_deps() {
+  if ! command -v uv >/dev/null; then
+    log "installing uv (pip)"
+    python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+    export PATH="$HOME/.local/bin:$PATH"
+  fi
+  (cd "$REPO_ROOT" && uv sync --frozen --quiet)
+}
+
+running_pid() {
+  local pid
+  pid="$(read_pid "$PID_DIR/$1.pid")" || return 1
+  pid_alive "$pid" && [[ "$(ps -o args= -p "$pid")" == *"-m $(module_of "$1")"* ]] && echo "$pid"
+}
+
+start_service() {
+  local name=$1 module port
+  module="$(module_of "$name")"
+  port="$(port_of "$name")"
+  if running_pid "$name" >/dev/null; then return 0; fi
+  port_open 127.0.0.1 "$port" && die "port $port is in use by another process ($name)"
+  # shellcheck disable=SC2016  # $$ belongs to the inner sh
+  (cd "$REPO_ROOT" && setsid sh -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" \
+    "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &)
+  for _ in $(seq 50); do [[ -s "$PID_DIR/$name.pid" ]] && break; sleep 0.1; done
+  log "$name started (pid $(read_pid "$PID_DIR/$name.pid")), log: $LOG_DIR/$name.log"
+}
+
+wait_ready() {
+  local name=$1 port deadline=$((SECONDS + READY_TIMEOUT))
+  port="$(port_of "$name")"
+  until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"; do
+    running_pid "$name" >/dev/null || { tail_log "$LOG_DIR/$name.log"; die "$name exited"; }
+    ((SECONDS < deadline)) || { tail_log "$LOG_DIR/$name.log"; die "$name not ready after ${READY_TIMEOUT}s"; }
+    sleep 0.5
+  done
+}
+
+stop_service() {
+  local name=$1 pid
+  pid="$(running_pid "$name")" || { rm -f "$PID_DIR/$name.pid"; return 0; }
+  kill -TERM "$pid"
+  for _ in $(seq 40); do pid_alive "$pid" || break; sleep 0.25; done
+  pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$PID_DIR/$name.pid"
+  log "$name stopped"
+}
+
+# The environment the running services were started with; a second `up` with another
+# SIMULATED_CLOCK would silently keep the old one, so refuse instead.
+check_mode() {
+  local f="$RUN_DIR/stack.mode" want="SIMULATED_CLOCK=$SIMULATED_CLOCK"
+  local any=""
+  for s in "${SERVICES[@]}"; do running_pid "$s" >/dev/null && any=1; done
+  if [[ -n "$any" && -f "$f" && "$(<"$f")" != "$want" ]]; then
+    die "the stack runs with $(<"$f"); run 'make down' before starting it with $want"
+  fi
+  echo "$want" >"$f"
+}
+
+up() {
+  command -v curl >/dev/null || die "curl is required"
+  python_deps
+  api_token
+  check_mode
+  "$DEPLOY_DIR/postgres.sh" install
+  "$DEPLOY_DIR/postgres.sh" start
+  "$DEPLOY_DIR/kafka.sh" start
+  "$DEPLOY_DIR/postgres.sh" wait
+  "$DEPLOY_DIR/kafka.sh" wait
+  (cd "$REPO_ROOT" && "$PY" -m shared.topics >>"$LOG_DIR/topics.log" 2>&1) ||
+    { tail_log "$LOG_DIR/topics.log"; die "creating topics failed"; }
+  for s in "${SERVICES[@]}"; do start_service "$s"; done
+  for s in "${SERVICES[@]}"; do wait_ready "$s"; done
+  log "ready: ingest :$INGEST_PORT, assessor :$ASSESSOR_PORT, notifier :$NOTIFIER_PORT, sandbox :$SANDBOX_PORT (token in $RUN_DIR/api-token)"
+}
+
+down() {
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
+  "$DEPLOY_DIR/kafka.sh" stop
+  [[ -x "$DEPLOY_DIR/postgres.sh" ]] && "$DEPLOY_DIR/postgres.sh" stop
+  return 0
+}
+
+status() {
+  for s in "${SERVICES[@]}"; do
+    if pid="$(running_pid "$s")"; then echo "$s: running (pid $pid, :$(port_of "$s"))"
+    else echo "$s: stopped"; fi
+  done
+  "$DEPLOY_DIR/kafka.sh" status || true
+  "$DEPLOY_DIR/postgres.sh" status || true
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  clean) down; rm -rf "$RUN_DIR"; log "removed $RUN_DIR" ;;
+  status) status ;;
+  *) echo "usage: $0 {up|down|clean|status}" >&2; exit 2 ;;
+esac

@@ -1,0 +1,62 @@
+"""End-to-end fixtures: the running local stack (``make up``), reached over HTTP only."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Stack:
+    ingest: httpx.AsyncClient
+    assessor: httpx.AsyncClient
+    notifier: httpx.AsyncClient
+    sandbox: httpx.AsyncClient
+    token: str
+
+
+def _token() -> str:
+    if os.environ.get("API_TOKEN"):
+        return os.environ["API_TOKEN"]
+    path = ROOT / ".run" / "api-token"
+    if not path.exists():
+        pytest.fail("the stack is not running: start it with `make up`")
+    return path.read_text().strip()
+
+
+def _url(var: str, default: int) -> str:
+    return f"http://127.0.0.1:{os.environ.get(var, default)}"
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    token = _token()
+    headers = {"Authorization": f"Bearer {token}"}
+    clients = [
+        httpx.AsyncClient(base_url=_url(var, port), headers=headers, timeout=10)
+        for var, port in (
+            ("INGEST_PORT", 8080),
+            ("ASSESSOR_PORT", 8081),
+            ("NOTIFIER_PORT", 8082),
+            ("SANDBOX_PORT", 8090),
+        )
+    ]
+    yield Stack(*clients, token=token)
+    for c in clients:
+        await c.aclose()
+
+
+def random_phone() -> str:
+    return "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
+
+
+def random_patient_id() -> str:
+    return "e2e-" + secrets.token_hex(6)
