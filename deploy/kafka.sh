@@ -129,7 +129,7 @@ start() {
 wait_ready() {
   local pid deadline=$((SECONDS + KAFKA_WAIT_TIMEOUT))
   while :; do
-    pid="$(running_pid)" || { tail_log "$LOG_FILE"; die "Kafka is not running"; }
+    pid="$(running_pid)" || { tail_log "$LOG_FILE"; die "Kafka is not running (exited? see $LOG_FILE)"; }
     # Kafka 4.x opens the client port only once the broker is fully started
     # (it logs "Kafka Server started" at the same moment).
     if port_open 127.0.0.1 "$KAFKA_PORT"; then

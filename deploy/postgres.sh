@@ -68,10 +68,12 @@ install() {
     command -v sudo >/dev/null || die "PostgreSQL is not installed and sudo is unavailable"
     sudo=(sudo)
   fi
-  log "installing PostgreSQL (apt-get)"
+  local apt_log="$LOG_DIR/postgres-install.log"
+  log "installing PostgreSQL with apt-get (log: $apt_log)"
   local -a apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
-  "${apt[@]}" || { "${sudo[@]}" apt-get update -q && "${apt[@]}"; } ||
-    die "apt-get install postgresql failed"
+  # Only refresh the package lists if the install fails without it.
+  { "${apt[@]}" || { "${sudo[@]}" apt-get update -q && "${apt[@]}"; }; } >"$apt_log" 2>&1 ||
+    { tail_log "$apt_log"; die "apt-get install postgresql failed"; }
   # The package creates (and, given an init system, starts) a system cluster
   # "main" on port 5432. We don't use it: stop it and turn off its autostart.
   local conf ver
