@@ -19,6 +19,7 @@ set -euo pipefail
 SERVICES=(sandbox ingest assessor notifier)
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
 PY="$REPO_ROOT/.venv/bin/python"
+cd "$REPO_ROOT"
 
 export INGEST_PORT="${INGEST_PORT:-8080}" ASSESSOR_PORT="${ASSESSOR_PORT:-8081}"
 export NOTIFIER_PORT="${NOTIFIER_PORT:-8082}" SANDBOX_PORT="${SANDBOX_PORT:-8090}"
@@ -69,9 +70,11 @@ start_service() {
   port="$(port_of "$name")"
   if running_pid "$name" >/dev/null; then return 0; fi
   port_open 127.0.0.1 "$port" && die "port $port is in use by another process ($name)"
+  rm -f "$PID_DIR/$name.pid"
+  # Own session and no inherited descriptors: the caller's terminal or CI job never holds it.
   # shellcheck disable=SC2016  # $$ belongs to the inner sh
-  (cd "$REPO_ROOT" && setsid sh -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" \
-    "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &)
+  setsid sh -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" \
+    "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   for _ in $(seq 50); do [[ -s "$PID_DIR/$name.pid" ]] && break; sleep 0.1; done
   log "$name started (pid $(read_pid "$PID_DIR/$name.pid")), log: $LOG_DIR/$name.log"
 }
@@ -79,7 +82,7 @@ start_service() {
 wait_ready() {
   local name=$1 port deadline=$((SECONDS + READY_TIMEOUT))
   port="$(port_of "$name")"
-  until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"; do
+  until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
     running_pid "$name" >/dev/null || { tail_log "$LOG_DIR/$name.log"; die "$name exited"; }
     ((SECONDS < deadline)) || { tail_log "$LOG_DIR/$name.log"; die "$name not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
@@ -91,7 +94,7 @@ stop_service() {
   pid="$(running_pid "$name")" || { rm -f "$PID_DIR/$name.pid"; return 0; }
   kill -TERM "$pid"
   for _ in $(seq 40); do pid_alive "$pid" || break; sleep 0.25; done
-  pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  if pid_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   rm -f "$PID_DIR/$name.pid"
   log "$name stopped"
 }

@@ -62,7 +62,8 @@ def validation_error(exc: RequestValidationError) -> ApiError:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return ApiError(400, "malformed_json", "The request body is not valid JSON.")
-    if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+    not_an_object = {"model_attributes_type", "dict_type", "model_type", "missing"}
+    if any(tuple(e.get("loc", ())) == ("body",) and e.get("type") in not_an_object for e in errors):
         return ApiError(400, "invalid_body", "The request body must be a JSON object.")
     fields = [
         {"field": _field_name(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}

@@ -137,8 +137,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
         "patient-state",
         default=None,
         partitions=PATIENT_PARTITIONS,
-        key_serializer="raw",
-        value_serializer="raw",
+        key_type=bytes,  # bytes → the "raw" codec, for the changelog's recovery too
+        value_type=bytes,
     )
 
     async def dead_letter(key: bytes | None, raw: bytes, reason: str) -> None:
@@ -250,6 +250,6 @@ def create_app(settings: AssessorSettings) -> faust.App:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app
