@@ -134,7 +134,8 @@ ensure_database() {
     -d postgres -v name="$PG_DATABASE" >/dev/null <<'SQL'
 SELECT format('CREATE ROLE %I LOGIN', :'name')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'name') \gexec
-SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'name', :'name') \gexec
+-- CREATEDB: integration tests make a scratch database each, isolated from the running stack.
+SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'name', :'name') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \gexec
 SQL

@@ -1,0 +1,40 @@
+"""Integration fixtures: the real PostgreSQL and Kafka of the local stack (``make up``).
+
+Each test gets a scratch database, so nothing here races the running services.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from shared.db import create_pool
+
+DATABASE_URL = os.environ.get(
+    "DATABASE_URL", "postgresql://recovery:recovery@127.0.0.1:55432/recovery"
+)
+KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+
+@pytest.fixture
+async def scratch_db_url() -> AsyncIterator[str]:
+    name = "it_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(DATABASE_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base, _, _ = DATABASE_URL.rpartition("/")
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(scratch_db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(scratch_db_url)
+    yield p
+    await p.close()
