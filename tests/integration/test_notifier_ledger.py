@@ -185,6 +185,7 @@ async def dead_letter_keys() -> set[bytes]:
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
         keys: set[bytes] = set()
+
         async def behind() -> bool:
             return any([await consumer.position(tp) < end[tp] for tp in tps])
 
