@@ -81,6 +81,38 @@ class ConsentChangedPayload(Frozen):
     reason: Literal["stop", "start", "enrollment", "provider_21610"]
 
 
+MessageStatus = Literal[
+    "accepted",
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "read",
+    "canceled",
+    "receiving",
+    "received",
+]
+
+
+class MessageStatusReportedPayload(Frozen):
+    """Twilio's status callback for one outbound message, as ingest received it."""
+
+    message_sid: Annotated[str, Field(pattern=r"^(SM|MM)[0-9a-fA-F]{32}$")]
+    status: MessageStatus
+    error_code: int | None = None
+
+
+class AckReceivedPayload(Frozen):
+    """``ACK <code>`` texted by a care-team phone; the notifier matches code and phone."""
+
+    ack_code: Annotated[str, Field(pattern=r"^[A-Z0-9]{4,12}$")]
+    from_phone: Phone
+    message_sid: str | None = None
+
+
 class ClockAdvancedPayload(Frozen):
     now: UtcDatetime
 
@@ -156,6 +188,18 @@ class ClockAdvanced(Envelope):
     payload: ClockAdvancedPayload
 
 
+class MessageStatusReported(Envelope):
+    type: Literal["message.status_reported"] = "message.status_reported"
+    patient_id: None = None
+    payload: MessageStatusReportedPayload
+
+
+class AckReceived(Envelope):
+    type: Literal["page.ack_received"] = "page.ack_received"
+    patient_id: None = None
+    payload: AckReceivedPayload
+
+
 class SendNotification(Envelope):
     type: Literal["notification.send"] = "notification.send"
     patient_id: PatientId
@@ -163,7 +207,13 @@ class SendNotification(Envelope):
 
 
 Event = Annotated[
-    PatientEnrolled | SymptomReported | ConsentChanged | ClockAdvanced | SendNotification,
+    PatientEnrolled
+    | SymptomReported
+    | ConsentChanged
+    | ClockAdvanced
+    | SendNotification
+    | MessageStatusReported
+    | AckReceived,
     Field(discriminator="type"),
 ]
 EVENT_TYPES: tuple[type[Envelope], ...] = (
@@ -172,6 +222,8 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     ConsentChanged,
     ClockAdvanced,
     SendNotification,
+    MessageStatusReported,
+    AckReceived,
 )
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -20,8 +20,21 @@ def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
 
 
 async def publish(
-    producer: AIOKafkaProducer, topic: str, event: Envelope, partition: int | None = None
+    producer: AIOKafkaProducer,
+    topic: str,
+    event: Envelope,
+    *,
+    partition: int | None = None,
+    key: str | None = None,
 ) -> None:
-    """Send one event keyed by its patient and return only once the broker acknowledged it."""
-    key = event.patient_id.encode() if event.patient_id else None
-    await producer.send_and_wait(topic, value=encode_event(event), key=key, partition=partition)
+    """Send one event and return only once the broker acknowledged it (``acks=all``).
+
+    The key is the event's patient unless given (e.g. a message SID for provider events).
+    """
+    raw_key = key or event.patient_id
+    await producer.send_and_wait(
+        topic,
+        value=encode_event(event),
+        key=raw_key.encode() if raw_key else None,
+        partition=partition,
+    )

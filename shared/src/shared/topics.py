@@ -20,6 +20,9 @@ PATIENT_EVENTS = "patient-events.v1"
 CLOCK = "clock.v1"
 DECISIONS = "decisions.v1"
 DEADLETTER = "deadletter.v1"
+#: What the SMS provider tells us about our messages (status callbacks, ``ACK`` replies);
+#: written by ingest, read by the notifier. Keyed by message SID or ack code.
+PROVIDER_EVENTS = "provider-events.v1"
 
 #: Per-patient topics are co-partitioned: same count, keyed by ``patient_id``.
 PATIENT_PARTITIONS = 6
@@ -37,6 +40,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PATIENT_EVENTS, PATIENT_PARTITIONS, (("retention.ms", "-1"),)),
     TopicSpec(CLOCK, PATIENT_PARTITIONS, (("retention.ms", str(7 * 24 * 3600 * 1000)),)),
     TopicSpec(DECISIONS, PATIENT_PARTITIONS, (("retention.ms", "-1"),)),
+    TopicSpec(PROVIDER_EVENTS, PATIENT_PARTITIONS, (("retention.ms", str(30 * 24 * 3600 * 1000)),)),
     TopicSpec(DEADLETTER, 3, (("retention.ms", "-1"),)),
 )
 
