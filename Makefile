@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := .venv/bin/python
 
-.PHONY: help install up down clean status test lint typecheck unit integration schemas demo
+.PHONY: help install up down clean status test lint typecheck unit integration scenarios schemas demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ schemas: install ## re-export the events' JSON Schemas into docs/schemas
 
 test: lint typecheck unit integration ## everything CI runs
 
-demo: ## one patient's course through the pipeline, printed
-	@SIMULATED_CLOCK=1 deploy/stack.sh up
-	@$(PY) -m deploy.demo
+scenarios: install ## play every scenarios/*.toml through the running stack (simulated clock)
+	@deploy/with-stack.sh $(PY) -m tools.scenarios
+
+demo: install ## a synthetic cohort of 200 through a simulated year, printed
+	@SIMULATED_CLOCK=1 SWITCH_MODE=1 deploy/stack.sh up
+	@$(PY) -m tools.demo

@@ -10,7 +10,8 @@
 #
 # env: the contract's (API_TOKEN, SIMULATED_CLOCK, KAFKA_BOOTSTRAP, DATABASE_URL,
 #      TWILIO_*, PUBLIC_BASE_URL) plus INGEST_PORT, ASSESSOR_PORT, NOTIFIER_PORT,
-#      SANDBOX_PORT, READY_TIMEOUT (120 s).
+#      SANDBOX_PORT, READY_TIMEOUT (120 s), SWITCH_MODE (1: restart running services
+#      whose SIMULATED_CLOCK differs, instead of refusing).
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -106,7 +107,10 @@ check_mode() {
   local any=""
   for s in "${SERVICES[@]}"; do running_pid "$s" >/dev/null && any=1; done
   if [[ -n "$any" && -f "$f" && "$(<"$f")" != "$want" ]]; then
-    die "the stack runs with $(<"$f"); run 'make down' before starting it with $want"
+    [[ "${SWITCH_MODE:-0}" == 1 ]] ||
+      die "the stack runs with $(<"$f"); run 'make down' before starting it with $want"
+    log "switching the services from $(<"$f") to $want"
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
   fi
   echo "$want" >"$f"
 }
@@ -149,5 +153,6 @@ case "${1:-}" in
   down) down ;;
   clean) down; rm -rf "$RUN_DIR"; log "removed $RUN_DIR" ;;
   status) status ;;
+  mode) cat "$RUN_DIR/stack.mode" 2>/dev/null || true ;;
   *) echo "usage: $0 {up|down|clean|status}" >&2; exit 2 ;;
 esac

@@ -5,11 +5,21 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-started=""
+# The tests run on the simulated clock (scenarios move it); a running stack on the wall
+# clock is switched for the run and switched back afterwards.
+started="" previous=""
 if ! "$DEPLOY_DIR/stack.sh" status 2>/dev/null | grep -q '^notifier: running'; then
   started=1
+else
+  previous="$("$DEPLOY_DIR/stack.sh" mode)"
 fi
-cleanup() { [[ -n "$started" ]] && "$DEPLOY_DIR/stack.sh" down; }
+cleanup() {
+  if [[ -n "$started" ]]; then
+    "$DEPLOY_DIR/stack.sh" down
+  elif [[ -n "$previous" && "$previous" != "SIMULATED_CLOCK=1" ]]; then
+    SWITCH_MODE=1 env "$previous" "$DEPLOY_DIR/stack.sh" up
+  fi
+}
 trap cleanup EXIT
-"$DEPLOY_DIR/stack.sh" up
+SIMULATED_CLOCK=1 SWITCH_MODE=1 "$DEPLOY_DIR/stack.sh" up
 "$@"
