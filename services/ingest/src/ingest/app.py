@@ -218,6 +218,17 @@ def create_app(
         )
         return Accepted(event_id=event.event_id)
 
+    @app.get("/v1/clock", dependencies=[auth], responses=responses)
+    async def read_clock() -> dict[str, object]:
+        """The clock ingest stamps events with: simulated (``null`` until first set) or wall."""
+        if not settings.simulated_clock:
+            return {"now": d().wall_clock().isoformat(), "simulated": False}
+        try:
+            now = await registry.simulated_now(d().pool)
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        return {"now": now.isoformat() if now else None, "simulated": True}
+
     @app.post(
         "/v1/clock",
         status_code=202,
