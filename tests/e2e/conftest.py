@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -60,3 +61,43 @@ def random_phone() -> str:
 
 def random_patient_id() -> str:
     return "e2e-" + secrets.token_hex(6)
+
+
+async def stack_now(stack: Stack) -> dt.datetime:
+    """ "Now" for a test: the wall clock, or on a simulated clock a moment after both the
+    clock and the wall time (the clock only moves forward; scenarios may have run ahead)."""
+    r = await stack.ingest.get("/v1/clock")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    wall = dt.datetime.now(dt.UTC)
+    if not body["simulated"]:
+        return wall
+    current = dt.datetime.fromisoformat(body["now"]) if body["now"] else wall
+    now = max(current, wall) + dt.timedelta(seconds=1)
+    moved = await stack.ingest.post("/v1/clock", json={"now": now.isoformat()})
+    assert moved.status_code == 202, moved.text
+    return now
+
+
+ZONES = (
+    "Pacific/Honolulu",
+    "America/Los_Angeles",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Bangkok",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+
+
+def daytime_zone(now: dt.datetime) -> str:
+    """A time zone where ``now`` is mid-day, so no quiet-hour deferral applies."""
+    from zoneinfo import ZoneInfo
+
+    return next(z for z in ZONES if 11 <= now.astimezone(ZoneInfo(z)).hour < 17)

@@ -9,9 +9,7 @@ import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.e2e.conftest import Stack, random_patient_id, random_phone
-
-TZ = "America/Chicago"
+from tests.e2e.conftest import Stack, daytime_zone, random_patient_id, random_phone, stack_now
 
 
 async def eventually(probe: Any, within: float = 15.0) -> Any:
@@ -24,34 +22,37 @@ async def eventually(probe: Any, within: float = 15.0) -> Any:
         await asyncio.sleep(0.25)
 
 
-async def enroll(stack: Stack, days_since_surgery: int) -> tuple[str, str]:
+async def enroll(stack: Stack, days_since_surgery: int) -> tuple[str, str, dt.datetime]:
+    """Enroll a patient in a time zone where it is daytime now (no quiet-hour deferral)."""
     patient_id, phone = random_patient_id(), random_phone()
-    today = dt.datetime.now(ZoneInfo(TZ)).date()
+    now = await stack_now(stack)
+    tz = daytime_zone(now)
+    today = now.astimezone(ZoneInfo(tz)).date()
     response = await stack.ingest.post(
         "/v1/patients",
         json={
             "patient_id": patient_id,
             "phone": phone,
-            "timezone": TZ,
+            "timezone": tz,
             "language": "en",
             "surgery_date": (today - dt.timedelta(days=days_since_surgery)).isoformat(),
             "baseline_severity": 3,
-            "care_team": {"on_call": random_phone(), "timezone": TZ},
+            "care_team": {"on_call": random_phone(), "timezone": tz},
             "sms_consent": True,
         },
     )
     assert response.status_code == 202, response.text
     uuid.UUID(response.json()["event_id"])
-    return patient_id, phone
+    return patient_id, phone, now
 
 
 async def test_report_on_day_5_sends_one_reassurance_text(stack: Stack) -> None:
-    patient_id, phone = await enroll(stack, days_since_surgery=5)
+    patient_id, phone, now = await enroll(stack, days_since_surgery=5)
     report_id = str(uuid.uuid4())
     body = {
         "event_id": report_id,
         "patient_id": patient_id,
-        "occurred_at": dt.datetime.now(ZoneInfo(TZ)).isoformat(),
+        "occurred_at": now.isoformat(),
         "severity": 2,
         "source": "app",
     }
@@ -90,8 +91,8 @@ async def test_report_on_day_5_sends_one_reassurance_text(stack: Stack) -> None:
 
 
 async def test_invalid_reports_publish_nothing(stack: Stack) -> None:
-    patient_id, _ = await enroll(stack, days_since_surgery=10)
-    now = dt.datetime.now(ZoneInfo(TZ))
+    patient_id, _, now = await enroll(stack, days_since_surgery=10)
+
     bad_bodies = [
         {"patient_id": patient_id, "occurred_at": now.isoformat(), "severity": 7},
         {
@@ -146,12 +147,13 @@ async def test_invalid_reports_publish_nothing(stack: Stack) -> None:
 
 
 async def test_invalid_enrollments_are_refused(stack: Stack) -> None:
+    now = await stack_now(stack)
     base = {
         "patient_id": random_patient_id(),
         "phone": random_phone(),
-        "timezone": TZ,
+        "timezone": "America/Chicago",
         "language": "en",
-        "surgery_date": "2026-03-02",
+        "surgery_date": now.date().isoformat(),
         "baseline_severity": 3,
         "care_team": {"on_call": random_phone()},
         "sms_consent": True,
