@@ -67,9 +67,11 @@ async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS) -
                     ]
                 )
             created = [s.name for s in missing]
-        described = await admin.describe_topics([s.name for s in specs])
-        for spec, desc in zip(specs, described, strict=True):
-            got = len(desc["partitions"])
+        described = {
+            d["topic"]: d for d in await admin.describe_topics([s.name for s in specs])
+        }
+        for spec in specs:
+            got = len(described[spec.name]["partitions"])
             if got != spec.partitions:
                 raise RuntimeError(
                     f"topic {spec.name} has {got} partitions, expected {spec.partitions}"
