@@ -28,6 +28,8 @@ Format (TOML)::
     [step.expect]                   # checked after the step (polled until it holds)
     phase = "expected_window"
     alerts = ["worsening"]          # the assessor's alert kinds, exactly (any order)
+    alerts_include = ["red_flag"]   # … at least these
+    alerts_exclude = ["worsening"]  # … none of these
     sent = {reassurance = 1}        # ledger rows delivered, per kind (kinds not named: any)
     suppressed = {reassurance = 1}  # ledger rows suppressed, per kind
     texts = 1                       # texts the patient's phone received (sandbox)
@@ -227,6 +229,12 @@ class Runner:
             got = seen.get(key)
             if key == "alerts":
                 ok = sorted(want) == got
+            elif key == "alerts_include":
+                got = seen["alerts"]
+                ok = all(kind in got for kind in want)
+            elif key == "alerts_exclude":
+                got = seen["alerts"]
+                ok = not any(kind in got for kind in want)
             elif key in ("sent", "suppressed"):
                 ok = all((got or {}).get(kind, 0) == n for kind, n in want.items())
                 got = {k: (got or {}).get(k, 0) for k in want}
