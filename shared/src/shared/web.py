@@ -6,11 +6,12 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -85,18 +86,27 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
         code = codes.get(exc.status_code, "http_error")
-        return error_response(ApiError(exc.status_code, code, str(exc.detail)))
+        # Keep the exception's headers (405's ``Allow``).
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
-def bearer_auth(token: SecretStr) -> Callable[[Request], Awaitable[None]]:
+#: Declares the bearer scheme in the OpenAPI schema; the check itself is ``bearer_auth``'s.
+_BEARER_SCHEME = HTTPBearer(auto_error=False, description="API_TOKEN", scheme_name="bearer")
+
+
+def bearer_auth(token: SecretStr) -> Callable[..., Awaitable[None]]:
     """A dependency that admits only ``Authorization: Bearer <token>`` (constant-time)."""
     expected = token.get_secret_value().encode()
 
-    async def check(request: Request) -> None:
+    async def check(
+        request: Request,
+        _documented: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER_SCHEME)],
+    ) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given:

@@ -1,23 +1,76 @@
-"""Request and response bodies of the ingest API (the contract's shapes)."""
+"""Request and response bodies of the ingest API (the contract's shapes), and the error
+body every non-2xx answer carries (documented in the OpenAPI schema)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, model_validator
+import phonenumbers
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
 from shared.events import (
+    E164_PATTERN,
     Frozen,
+    Language,
     PatientEnrolledPayload,
     PatientId,
     ReportChannel,
     Severity,
+    TimeZoneName,
 )
 
 
-class EnrollmentRequest(PatientEnrolledPayload):
+def _e164(value: str) -> str:
+    """A phone number in canonical E.164 form that could exist.
+
+    ``is_possible_number`` (the length fits the country's plan), not ``is_valid_number``
+    (the number falls in an allocated range): the contract's examples are fictional
+    +1555… numbers and Twilio's test credentials use its magic +1500555… numbers, which
+    are unallocated, so ``is_valid_number`` would refuse exactly the numbers development,
+    demos and tests use. Twilio itself answers 21211 for numbers that cannot receive texts.
+    """
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("must be an E.164 phone number such as +15551230001") from None
+    canonical = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if canonical != value or not phonenumbers.is_possible_number(parsed):
+        raise ValueError("must be an E.164 phone number such as +15551230001")
+    return value
+
+
+E164Phone = Annotated[
+    str,
+    Field(
+        pattern=E164_PATTERN,
+        max_length=16,
+        description="E.164 phone number",
+        examples=["+15551230001"],
+    ),
+    AfterValidator(_e164),
+]
+
+
+class CareTeamRequest(Frozen):
+    on_call: E164Phone
+    backup: E164Phone | None = None
+    timezone: TimeZoneName | None = None
+
+
+class EnrollmentRequest(Frozen):
     patient_id: PatientId
+    phone: E164Phone
+    timezone: TimeZoneName = Field(examples=["America/Chicago"])
+    language: Language
+    surgery_date: dt.date
+    baseline_severity: Annotated[int, Field(ge=1, le=4)]
+    care_team: CareTeamRequest
+    sms_consent: bool
+
+    def payload(self) -> PatientEnrolledPayload:
+        return PatientEnrolledPayload.model_validate(self.model_dump(exclude={"patient_id"}))
 
 
 class SymptomReportRequest(Frozen):
@@ -41,3 +94,21 @@ class ClockRequest(Frozen):
 
 class Accepted(Frozen):
     event_id: uuid.UUID
+
+
+# --- the error body ---------------------------------------------------------------------
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="snake_case, stable: what went wrong")
+    message: str = Field(description="a human sentence")
+    fields: list[ErrorField]
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

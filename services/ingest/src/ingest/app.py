@@ -1,7 +1,9 @@
 """Ingest: the only door from the outside world into the patient stream.
 
 A 2xx means the event is durably in Kafka (acks=all); any other answer means nothing
-was published.
+was published. Requests that record something run in one PostgreSQL transaction that
+publishes, then commits only after the broker's ack: the registry, the idempotency key
+and the stored answer exist exactly when the event does.
 """
 
 from __future__ import annotations
@@ -10,31 +12,46 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import Response
+from prometheus_client import Counter
+from pydantic import ValidationError
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.twiml.messaging_response import MessagingResponse
 
-from ingest import registry
-from ingest.api_models import Accepted, ClockRequest, EnrollmentRequest, SymptomReportRequest
+from ingest import inbound, registry
+from ingest.api_models import (
+    Accepted,
+    ClockRequest,
+    EnrollmentRequest,
+    ErrorBody,
+    SymptomReportRequest,
+)
 from ingest.settings import IngestSettings
 from shared.db import create_pool, migrate
 from shared.events import (
     ClockAdvanced,
     ClockAdvancedPayload,
+    MessageStatusReported,
+    MessageStatusReportedPayload,
     PatientEnrolled,
-    PatientEnrolledPayload,
     SymptomReported,
     SymptomReportedPayload,
 )
 from shared.kafka import create_producer, publish
 from shared.logs import patient_ref
-from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS
+from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
@@ -45,64 +62,206 @@ from shared.web import (
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE = (KafkaError, asyncpg.PostgresConnectionError, OSError, asyncio.TimeoutError)
+UNAVAILABLE = (
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+#: Idempotency keys are ids clients choose: printable ASCII, no spaces.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
+MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+#: Event ids derived from a client's idempotency key or a provider's message SID.
+KEY_NAMESPACE = uuid.UUID("1c3e8f0e-54a1-4f0f-8c1a-7f5d2f2b8e64")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes a retried request return the same answer and publish one event",
+    ),
+]
+
+INBOUND = Counter(
+    "ingest_sms_inbound_total", "Inbound texts by what they meant.", ["outcome", "replayed"]
+)
+STATUS_CALLBACKS = Counter(
+    "ingest_sms_status_callbacks_total", "Twilio status callbacks by status.", ["status"]
+)
+REJECTED_SIGNATURES = Counter(
+    "ingest_twilio_signature_rejected_total", "Webhooks refused for their signature.", ["path"]
+)
 
 
 @dataclass
-class Deps:
+class Resources:
+    """What ingest needs reachable: built by ``connect``, closed at shutdown."""
+
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
-    wall_clock: Callable[[], dt.datetime]
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+        await self.pool.close()
+
+
+async def connect(settings: IngestSettings) -> Resources:
+    pool = await create_pool(settings.database_url.get_secret_value())
+    try:
+        await migrate(pool, "ingest", "ingest")
+        producer = create_producer(settings.kafka_bootstrap, "ingest")
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+    except BaseException:
+        await pool.close()
+        raise
+    return Resources(pool, producer)
 
 
 def unavailable(what: str) -> ApiError:
     return ApiError(503, "unavailable", f"{what} is unreachable; nothing was recorded. Retry.")
 
 
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(
+        422, "invalid_fields", "Some fields are invalid.", [{"field": field, "message": message}]
+    )
+
+
+def twiml(text: str | None) -> str:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Malformed JSON, or a body that is not a JSON object"),
+    401: _error("Missing or wrong bearer token"),
+    413: _error("Body over 64 KiB"),
+    422: _error("Invalid fields"),
+    503: _error("Kafka or the database unreachable; nothing recorded (safe to retry)"),
+}
+WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: _error("Missing or wrong X-Twilio-Signature"),
+    409: _error("A MessageSid replayed with different content, or the simulated clock unset"),
+    413: _error("Body over 64 KiB"),
+    422: _error("A correctly signed request without the fields Twilio always sends"),
+    503: _error("Kafka or the database unreachable; nothing recorded (Twilio retries)"),
+}
+
+
+def _form_body(fields: dict[str, str], required: list[str]) -> dict[str, Any]:
+    """OpenAPI for a Twilio webhook: a signed form post."""
+    return {
+        "parameters": [
+            {
+                "name": "X-Twilio-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "HMAC of PUBLIC_BASE_URL + path and the form fields",
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            k: {"type": "string", "description": v} for k, v in fields.items()
+                        },
+                        "required": required,
+                    }
+                }
+            },
+        },
+    }
+
+
 def create_app(
     settings: IngestSettings,
     wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    connect: Callable[[IngestSettings], Awaitable[Resources]] = connect,
 ) -> FastAPI:
-    deps: Deps | None = None
+    resources: Resources | None = None
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    texts = inbound.Texts(clinic_name=settings.clinic_name)
+    public_base = settings.public_base_url.rstrip("/")
+
+    async def keep_connecting() -> None:
+        """Connect in the background: until then /readyz and every request say 503."""
+        nonlocal resources
+        delay = 0.5
+        while True:
+            try:
+                resources = await connect(settings)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "Kafka or PostgreSQL unreachable (%s); retrying in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                log.info("connected to Kafka and PostgreSQL")
+                return
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        nonlocal deps
-        pool = await create_pool(settings.database_url.get_secret_value())
-        await migrate(pool, "ingest", "ingest")
-        producer = create_producer(settings.kafka_bootstrap, "ingest")
-        await producer.start()
-        deps = Deps(pool, producer, wall_clock)
+        task = asyncio.create_task(keep_connecting())
         try:
             yield
         finally:
-            await producer.stop()
-            await pool.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if resources is not None:
+                await resources.close()
 
     app = FastAPI(
         title="HFS recovery — ingest",
         version="1",
         lifespan=lifespan,
-        description="Enrollments, symptom reports and SMS replies into the patient stream.",
+        description="Enrollments, symptom reports and SMS replies into the patient stream. "
+        "A 2xx means the event is durably in Kafka; any other answer means nothing was "
+        "published.",
     )
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
     auth = Depends(bearer_auth(settings.api_token))
 
-    def d() -> Deps:
-        if deps is None:
-            raise unavailable("The service")
-        return deps
+    def deps() -> Resources:
+        if resources is None:
+            raise unavailable("Kafka or the database")
+        return resources
 
     async def ready() -> dict[str, bool]:
         checks = {"kafka": False, "postgres": False}
-        if deps is None:
+        if resources is None:
             return checks
         with contextlib.suppress(*UNAVAILABLE, asyncpg.PostgresError):
-            await asyncio.wait_for(deps.pool.fetchval("SELECT 1"), 2)
+            await asyncio.wait_for(resources.pool.fetchval("SELECT 1"), 2)
             checks["postgres"] = True
         with contextlib.suppress(*UNAVAILABLE):
-            await asyncio.wait_for(deps.producer.client.fetch_all_metadata(), 2)
+            await asyncio.wait_for(resources.producer.client.fetch_all_metadata(), 2)
             checks["kafka"] = True
         return checks
 
@@ -111,7 +270,7 @@ def create_app(
     async def clock_now(conn: asyncpg.Connection | asyncpg.Pool) -> dt.datetime:
         """The time ingest stamps on what it records: simulated or wall clock."""
         if not settings.simulated_clock:
-            return d().wall_clock()
+            return wall_clock()
         now = await registry.simulated_now(conn)
         if now is None:
             raise ApiError(
@@ -119,28 +278,78 @@ def create_app(
             )
         return now
 
-    responses: dict[int | str, dict[str, Any]] = {
-        401: {"description": "Missing or wrong bearer token"},
-        413: {"description": "Body over 64 KiB"},
-        422: {"description": "Invalid fields"},
-        503: {"description": "Kafka or the database unreachable; nothing recorded"},
-    }
+    async def claim(
+        conn: asyncpg.Connection, scope: str, key: str | None, fingerprint: str
+    ) -> Response | None:
+        """The stored answer when ``key`` was seen before; else take the key."""
+        if key is None:
+            return None
+        try:
+            stored = await registry.claim_key(conn, scope, key, fingerprint)
+        except registry.KeyConflict:
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "This idempotency key was already used with a different request.",
+            ) from None
+        if stored is None:
+            return None
+        return Response(stored.body, status_code=stored.status_code, media_type=stored.media_type)
+
+    async def remember(
+        conn: asyncpg.Connection, scope: str, key: str | None, response: Response
+    ) -> None:
+        if key is not None:
+            answer = registry.StoredAnswer(
+                response.status_code,
+                response.media_type or "application/json",
+                bytes(response.body).decode(),
+            )
+            await registry.store_answer(conn, scope, key, answer)
+
+    def accepted(event_id: uuid.UUID) -> Response:
+        return Response(
+            Accepted(event_id=event_id).model_dump_json(),
+            status_code=202,
+            media_type="application/json",
+        )
+
+    # --- JSON API -------------------------------------------------------------------------
 
     @app.post(
         "/v1/patients",
         status_code=202,
+        response_model=Accepted,
         dependencies=[auth],
-        responses={409: {"description": "Phone belongs to another patient"}, **responses},
+        responses={
+            409: _error(
+                "The phone belongs to another patient, or the idempotency key was used "
+                "with another body"
+            ),
+            **COMMON_ERRORS,
+        },
     )
-    async def enroll(body: EnrollmentRequest) -> Accepted:
-        deps_ = d()
-        payload = PatientEnrolledPayload.model_validate(body.model_dump(exclude={"patient_id"}))
+    async def enroll(body: EnrollmentRequest, idempotency_key: IdempotencyKey = None) -> Response:
+        """Enroll a patient, or update the enrollment with the same ``patient_id``."""
+        res = deps()
+        if body.phone in (body.care_team.on_call, body.care_team.backup):
+            raise invalid("phone", "must differ from the care team's phones")
+        payload = body.payload()
+        scope = "enroll"
         try:
-            async with deps_.pool.acquire() as conn, conn.transaction():
+            async with res.pool.acquire() as conn, conn.transaction():
+                fingerprint = registry.fingerprint(body.model_dump(mode="json"))
+                replay = await claim(conn, scope, idempotency_key, fingerprint)
+                if replay is not None:
+                    return replay
                 now = await clock_now(conn)
+                today = now.date()
+                earliest, latest = today - settings.surgery_past, today + settings.surgery_future
+                if not earliest <= body.surgery_date <= latest:
+                    raise invalid("surgery_date", f"must be between {earliest} and {latest}")
                 try:
                     await registry.upsert_patient(conn, body.patient_id, payload, now)
-                except registry.PhoneTaken:
+                except (registry.PhoneTaken, asyncpg.UniqueViolationError):
                     raise ApiError(
                         409,
                         "phone_in_use",
@@ -148,15 +357,17 @@ def create_app(
                         [{"field": "phone", "message": "already enrolled for another patient"}],
                     ) from None
                 event = PatientEnrolled(
-                    event_id=uuid.uuid4(),
+                    event_id=_derived_id(scope, idempotency_key),
                     occurred_at=now,
                     recorded_at=now,
                     patient_id=body.patient_id,
                     source="api",
                     payload=payload,
                 )
-                # Publish inside the transaction: the registry commits only after the ack.
-                await publish(deps_.producer, PATIENT_EVENTS, event)
+                response = accepted(event.event_id)
+                await remember(conn, scope, idempotency_key, response)
+                # Publish inside the transaction: it commits only after the broker's ack.
+                await publish(res.producer, PATIENT_EVENTS, event)
         except UNAVAILABLE as exc:
             log.warning(
                 "enrollment not recorded: %s",
@@ -168,43 +379,62 @@ def create_app(
             "patient enrolled",
             extra={"patient": patient_ref(body.patient_id), "event_id": str(event.event_id)},
         )
-        return Accepted(event_id=event.event_id)
+        return response
 
     @app.post(
         "/v1/symptom-reports",
         status_code=202,
+        response_model=Accepted,
         dependencies=[auth],
-        responses={404: {"description": "Unknown patient"}, **responses},
+        responses={
+            404: _error("Unknown patient"),
+            409: _error("The event_id (idempotency key) was used with another body"),
+            **COMMON_ERRORS,
+        },
     )
-    async def report(body: SymptomReportRequest) -> Accepted:
-        deps_ = d()
+    async def report(
+        body: SymptomReportRequest, idempotency_key: IdempotencyKey = None
+    ) -> Response:
+        """Record one symptom report. ``event_id`` (or ``Idempotency-Key``) makes a retry safe:
+        the same id twice is accepted twice and counted once."""
+        res = deps()
+        if body.event_id is not None and idempotency_key not in (None, str(body.event_id)):
+            raise invalid("Idempotency-Key", "differs from the body's event_id")
+        key = str(body.event_id) if body.event_id is not None else idempotency_key
+        scope = "symptom-report"
         try:
-            now = await clock_now(deps_.pool)
-            if body.occurred_at > now + settings.max_future_skew:
-                raise ApiError(
-                    422,
-                    "invalid_fields",
-                    "Some fields are invalid.",
-                    [{"field": "occurred_at", "message": "is in the future"}],
+            async with res.pool.acquire() as conn, conn.transaction():
+                fingerprint = registry.fingerprint(
+                    body.model_dump(mode="json", exclude={"event_id"})
                 )
-            if not await registry.patient_exists(deps_.pool, body.patient_id):
-                raise ApiError(
-                    404,
-                    "unknown_patient",
-                    "No patient is enrolled with that id.",
-                    [{"field": "patient_id", "message": "not enrolled"}],
+                replay = await claim(conn, scope, key, fingerprint)
+                if replay is not None:
+                    return replay
+                now = await clock_now(conn)
+                if body.occurred_at > now + settings.max_future_skew:
+                    raise invalid("occurred_at", "is in the future")
+                if body.occurred_at < now - settings.max_report_age:
+                    raise invalid("occurred_at", "is too far in the past")
+                if not await registry.patient_exists(conn, body.patient_id):
+                    raise ApiError(
+                        404,
+                        "unknown_patient",
+                        "No patient is enrolled with that id.",
+                        [{"field": "patient_id", "message": "not enrolled"}],
+                    )
+                event = SymptomReported(
+                    event_id=body.event_id or _derived_id(scope, idempotency_key),
+                    occurred_at=body.occurred_at,
+                    recorded_at=now,
+                    patient_id=body.patient_id,
+                    source="api",
+                    payload=SymptomReportedPayload(
+                        severity=body.severity, note=body.note, channel=body.source
+                    ),
                 )
-            event = SymptomReported(
-                event_id=body.event_id or uuid.uuid4(),
-                occurred_at=body.occurred_at,
-                recorded_at=now,
-                patient_id=body.patient_id,
-                source="api",
-                payload=SymptomReportedPayload(
-                    severity=body.severity, note=body.note, channel=body.source
-                ),
-            )
-            await publish(deps_.producer, PATIENT_EVENTS, event)
+                response = accepted(event.event_id)
+                await remember(conn, scope, key, response)
+                await publish(res.producer, PATIENT_EVENTS, event)
         except UNAVAILABLE as exc:
             log.warning(
                 "report not recorded: %s",
@@ -216,37 +446,28 @@ def create_app(
             "symptom reported",
             extra={"patient": patient_ref(body.patient_id), "event_id": str(event.event_id)},
         )
-        return Accepted(event_id=event.event_id)
-
-    @app.get("/v1/clock", dependencies=[auth], responses=responses)
-    async def read_clock() -> dict[str, object]:
-        """The clock ingest stamps events with: simulated (``null`` until first set) or wall."""
-        if not settings.simulated_clock:
-            return {"now": d().wall_clock().isoformat(), "simulated": False}
-        try:
-            now = await registry.simulated_now(d().pool)
-        except UNAVAILABLE:
-            raise unavailable("The database") from None
-        return {"now": now.isoformat() if now else None, "simulated": True}
+        return response
 
     @app.post(
         "/v1/clock",
         status_code=202,
+        response_model=Accepted,
         dependencies=[auth],
         responses={
-            404: {"description": "Not a simulated clock"},
-            409: {"description": "Earlier than the current clock"},
-            **responses,
+            404: _error("Not a simulated clock (SIMULATED_CLOCK=0)"),
+            409: _error("Earlier than the current clock"),
+            **COMMON_ERRORS,
         },
     )
-    async def advance_clock(body: ClockRequest) -> Accepted:
+    async def advance_clock(body: ClockRequest) -> Response:
+        """Move the simulated clock forward (only with ``SIMULATED_CLOCK=1``)."""
         if not settings.simulated_clock:
             raise ApiError(404, "not_found", "The clock moves by itself (SIMULATED_CLOCK=0).")
-        deps_ = d()
+        res = deps()
         now = body.now.astimezone(dt.UTC)
         event_id = uuid.uuid4()
         try:
-            async with deps_.pool.acquire() as conn, conn.transaction():
+            async with res.pool.acquire() as conn, conn.transaction():
                 current = await registry.lock_clock(conn)
                 if current is not None and now < current:
                     raise ApiError(
@@ -265,12 +486,168 @@ def create_app(
                 # Every partition: each worker sees ticks for exactly the partitions it owns.
                 await asyncio.gather(
                     *(
-                        publish(deps_.producer, CLOCK, event, partition=p)
+                        publish(res.producer, CLOCK, event, partition=p)
                         for p in range(PATIENT_PARTITIONS)
                     )
                 )
         except UNAVAILABLE:
             raise unavailable("Kafka or the database") from None
-        return Accepted(event_id=event_id)
+        return accepted(event_id)
+
+    # --- Twilio webhooks ------------------------------------------------------------------
+
+    async def signed_form(request: Request) -> ImmutableMultiDict[str, str]:
+        """The webhook's form fields, once ``X-Twilio-Signature`` proves Twilio sent them.
+
+        The signature covers the URL Twilio was configured with, so it is checked against
+        ``PUBLIC_BASE_URL`` + the path (+ the query), never the URL the request arrived on.
+        """
+        raw = (await request.body()).decode("utf-8", errors="replace")
+        form = ImmutableMultiDict(parse_qsl(raw, keep_blank_values=True))
+        signature = request.headers.get("x-twilio-signature", "")
+        url = public_base + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        algorithm = get_signature_algorithm(
+            request.headers.get("x-twilio-webhooks-signature-settings")
+        )
+        if not signature or not validator.validate(url, form, signature, algorithm):
+            REJECTED_SIGNATURES.labels(path=request.url.path).inc()
+            log.warning("webhook refused: %s X-Twilio-Signature", "wrong" if signature else "no")
+            raise ApiError(
+                403,
+                "invalid_signature",
+                "The X-Twilio-Signature header is missing or does not match this request.",
+            )
+        return form
+
+    @app.post(
+        "/v1/twilio/inbound",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "TwiML: the reply to the texter (possibly empty)",
+                "content": {"text/xml": {"schema": {"type": "string"}}},
+            },
+            **WEBHOOK_ERRORS,
+        },
+        openapi_extra=_form_body(
+            {
+                "MessageSid": "SM + 32 hex digits",
+                "From": "the texter's phone, E.164",
+                "To": "our number",
+                "Body": "the text",
+                "OptOutType": "STOP, START or HELP (Advanced Opt-Out)",
+            },
+            ["MessageSid", "From"],
+        ),
+    )
+    async def twilio_inbound(request: Request) -> Response:
+        """Twilio's inbound SMS webhook: a reply becomes a report, STOP/START a consent
+        change, ``ACK <code>`` from a care-team phone an acknowledgement; answers TwiML."""
+        form = await signed_form(request)
+        text = inbound.InboundText(
+            message_sid=form.get("MessageSid", ""),
+            from_phone=form.get("From", ""),
+            body=form.get("Body", ""),
+            opt_out_type=form.get("OptOutType") or None,
+        )
+        if not MESSAGE_SID.match(text.message_sid):
+            raise invalid("MessageSid", "must be SM or MM and 32 hex digits")
+        if not text.from_phone:
+            raise invalid("From", "is required")
+        res = deps()
+        fingerprint = registry.fingerprint(
+            {"from": text.from_phone, "body": text.body, "opt_out": text.opt_out_type}
+        )
+        replayed = "false"
+        try:
+            async with res.pool.acquire() as conn, conn.transaction():
+                stored = await claim(conn, "twilio-inbound", text.message_sid, fingerprint)
+                if stored is not None:
+                    replayed = "true"
+                    response = stored
+                    outcome_label = "replay"
+                else:
+                    now = await clock_now(conn)
+                    sender = await registry.sender(conn, text.from_phone)
+                    outcome = inbound.decide(text, sender, now, texts)
+                    outcome_label = outcome.label
+                    response = Response(twiml(outcome.reply), media_type="text/xml")
+                    await remember(conn, "twilio-inbound", text.message_sid, response)
+                    if outcome.consent is not None and sender.patient_id is not None:
+                        await registry.set_consent(conn, sender.patient_id, outcome.consent, now)
+                    for item in outcome.publish:
+                        await publish(res.producer, item.topic, item.event, key=item.key)
+        except UNAVAILABLE as exc:
+            log.warning("inbound text %s not recorded: %s", text.message_sid, type(exc).__name__)
+            raise unavailable("Kafka or the database") from None
+        INBOUND.labels(outcome=outcome_label, replayed=replayed).inc()
+        log.info("inbound text %s: %s", text.message_sid, outcome_label)
+        return response
+
+    @app.post(
+        "/v1/twilio/status",
+        status_code=204,
+        response_class=Response,
+        responses={204: {"description": "Recorded"}, **WEBHOOK_ERRORS},
+        openapi_extra=_form_body(
+            {
+                "MessageSid": "the outbound message's SID",
+                "MessageStatus": "queued, sent, delivered, undelivered, failed, …",
+                "ErrorCode": "Twilio's error code, when failed or undelivered",
+            },
+            ["MessageSid", "MessageStatus"],
+        ),
+    )
+    async def twilio_status(request: Request) -> Response:
+        """Twilio's status callback → ``MessageStatusReported`` on provider-events.v1."""
+        form = await signed_form(request)
+        sid = form.get("MessageSid") or form.get("SmsSid") or ""
+        status = form.get("MessageStatus") or form.get("SmsStatus") or ""
+        error_code = form.get("ErrorCode") or None
+        try:
+            payload = MessageStatusReportedPayload(
+                message_sid=sid,
+                status=status,  # validated here
+                error_code=int(error_code) if error_code and error_code.isdigit() else None,
+            )
+        except ValidationError as exc:
+            fields = [
+                {"field": _status_field(str(e["loc"][0]) if e["loc"] else ""), "message": e["msg"]}
+                for e in exc.errors()
+            ]
+            raise ApiError(422, "invalid_fields", "Some fields are invalid.", fields) from None
+        res = deps()
+        try:
+            now = await clock_now(res.pool)
+            event = MessageStatusReported(
+                event_id=uuid.uuid5(
+                    KEY_NAMESPACE, f"twilio-status:{sid}:{payload.status}:{payload.error_code}"
+                ),
+                occurred_at=now,
+                recorded_at=now,
+                source="twilio",
+                payload=payload,
+            )
+            await publish(res.producer, PROVIDER_EVENTS, event, key=sid)
+        except UNAVAILABLE as exc:
+            log.warning("status callback for %s not recorded: %s", sid, type(exc).__name__)
+            raise unavailable("Kafka or the database") from None
+        STATUS_CALLBACKS.labels(status=payload.status).inc()
+        return Response(status_code=204)
 
     return app
+
+
+def _status_field(name: str) -> str:
+    return {"message_sid": "MessageSid", "status": "MessageStatus", "error_code": "ErrorCode"}.get(
+        name, name
+    )
+
+
+def _derived_id(scope: str, key: str | None) -> uuid.UUID:
+    """A retry with the same key publishes the same event id; no key, a fresh one."""
+    if key is None:
+        return uuid.uuid4()
+    return uuid.uuid5(KEY_NAMESPACE, f"{scope}:{key}")

@@ -12,8 +12,17 @@ class IngestSettings(CommonSettings):
     twilio_auth_token: SecretStr = Field(
         default=SecretStr("sandbox-auth-token"), validation_alias="TWILIO_AUTH_TOKEN"
     )
+    #: The URL Twilio is configured with (scheme, host, port), as seen from outside: the
+    #: signature covers it, so it must be this and not the URL the request arrived on when
+    #: ingest runs behind a proxy.
     public_base_url: str = Field(
         default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL"
     )
+    clinic_name: str = Field(default="the MVD clinic", validation_alias="CLINIC_NAME")
     #: How far ahead of the clock a report's ``occurred_at`` may be (device clock skew).
     max_future_skew: dt.timedelta = dt.timedelta(minutes=10)
+    #: How old a report's ``occurred_at`` may be (monitoring lasts a year after surgery).
+    max_report_age: dt.timedelta = dt.timedelta(days=2 * 365)
+    #: The window for ``surgery_date`` around the clock's date: beyond it is a typo.
+    surgery_past: dt.timedelta = dt.timedelta(days=2 * 365)
+    surgery_future: dt.timedelta = dt.timedelta(days=365)
