@@ -9,16 +9,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import Depends, FastAPI
 
 from notifier import ledger
-from notifier.service import Notifier
+from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
-from shared.topics import DECISIONS
+from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
@@ -35,15 +35,60 @@ def twilio_sender(settings: NotifierSettings) -> SmsSender:
         from_=settings.twilio_from,
         messaging_service_sid=settings.twilio_messaging_service_sid,
         base_url=settings.twilio_api_base_url or None,
+        status_callback=settings.status_callback_url,
+        timeout=settings.twilio_timeout_s,
     )
+
+
+def group_consumer(settings: NotifierSettings, topic: str, group: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=group,
+    )
+
+
+async def clock_consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
+    """Every partition of ``clock.v1`` from the start (ingest writes each tick to all of
+    them; the clock only moves forward, so re-reading is harmless)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="notifier-clock",
+    )
+    await consumer.start()
+    partitions: set[int] = set()
+    for _ in range(50):
+        # partitions_for_topic reads the client's cached metadata: refresh it first
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(CLOCK) or set()
+        if partitions:
+            break
+        await asyncio.sleep(0.2)
+    if not partitions:
+        await consumer.stop()
+        raise RuntimeError(f"topic {CLOCK} not found")
+    tps = [TopicPartition(CLOCK, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return consumer
 
 
 def create_app(
     settings: NotifierSettings,
     sender_factory: Callable[[NotifierSettings], SmsSender] = twilio_sender,
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Callable[[], dt.datetime] | None = None,
+    wall: Callable[[], dt.datetime] = utcnow,
 ) -> FastAPI:
+    """The API and the loops. The business clock is ``clock`` if given, else the simulated
+    clock when ``SIMULATED_CLOCK=1``, else the wall clock."""
     state: dict[str, object] = {}
+    simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
+    now: Callable[[], dt.datetime] = clock or simulated or wall
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -51,29 +96,49 @@ def create_app(
         await migrate(pool, "notifier", "notifier")
         producer = create_producer(settings.kafka_bootstrap, "notifier")
         await producer.start()
-        consumer = AIOKafkaConsumer(
-            DECISIONS,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id="notifier",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="notifier",
-        )
-        await consumer.start()
+        consumers = {
+            "decisions": group_consumer(settings, DECISIONS, "notifier"),
+            "consent": group_consumer(settings, PATIENT_EVENTS, "notifier-consent"),
+            "provider": group_consumer(settings, PROVIDER_EVENTS, "notifier-provider"),
+        }
+        for c in consumers.values():
+            await c.start()
+        if simulated is not None:
+            await simulated.load(pool)
+            consumers["clock"] = await clock_consumer(settings)
         notifier = Notifier(
             pool,
             sender_factory(settings),
             producer,
-            clock,
+            now,
             clinic=settings.clinic_name,
             max_attempts=settings.max_attempts,
             interval=settings.dispatch_interval.total_seconds(),
+            wall=wall,
+            policy=settings.policy(),
         )
-        state.update(pool=pool, producer=producer, consumer=consumer)
+        state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
         tasks = [
-            asyncio.create_task(notifier.consume(consumer), name="consume"),
+            asyncio.create_task(notifier.consume(consumers["decisions"]), name="decisions"),
+            asyncio.create_task(
+                notifier.consume_topic(consumers["consent"], notifier.on_patient_event),
+                name="consent",
+            ),
+            asyncio.create_task(
+                notifier.consume_topic(consumers["provider"], notifier.on_provider_event),
+                name="provider-events",
+            ),
             asyncio.create_task(notifier.dispatch_forever(), name="dispatch"),
         ]
+        if simulated is not None:
+            tasks.append(
+                asyncio.create_task(
+                    notifier.consume_topic(
+                        consumers["clock"], notifier.on_clock_event(simulated), commit=False
+                    ),
+                    name="clock",
+                )
+            )
         state["tasks"] = tasks
         try:
             yield
@@ -81,7 +146,8 @@ def create_app(
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await consumer.stop()
+            for c in consumers.values():
+                await c.stop()
             await producer.stop()
             await pool.close()
 
@@ -121,7 +187,10 @@ def create_app(
 
     @app.post("/v1/alerts/{notification_id}/ack", dependencies=[auth])
     async def ack(notification_id: uuid.UUID) -> dict[str, str]:
-        outcome = await ledger.acknowledge(pool(), notification_id, clock())
+        try:
+            outcome = await ledger.acknowledge(pool(), notification_id, now(), wall())
+        except (OSError, asyncpg.PostgresError):
+            raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
         if outcome == "not_found":
             raise ApiError(404, "not_found", "No notification has that id.")
         if outcome == "not_a_page":

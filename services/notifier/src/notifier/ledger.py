@@ -1,11 +1,18 @@
-"""The notifier's ledger in PostgreSQL (schema ``notifier``): record, claim, settle."""
+"""The notifier's ledger in PostgreSQL (schema ``notifier``): record, claim, settle, page.
+
+Every function takes the times it needs: ``now`` is the business clock (simulated or wall),
+``wall`` is the real time (leases, retry back-off, provider call times).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 import uuid
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import asyncpg
 
@@ -13,20 +20,60 @@ from shared.events import SendNotification
 
 COLUMNS = (
     "notification_id, kind, audience, to_phone, status, dedupe_key, created_at, scheduled_for,"
-    " sent_at, provider_sid, body, attempts, patient_id, urgency"
+    " sent_at, provider_sid, body, attempts, patient_id, urgency, language, facts, rule,"
+    " backup_phone, ack_code, root_id, escalation_step, escalations_done, verify_before_send,"
+    " call_started_at, provider_status, error_code"
 )
+_N_COLUMNS = ", ".join("n." + c.strip() for c in COLUMNS.split(","))
+
+#: Unambiguous characters for acknowledgement codes (no 0/O, 1/I/L, 5/S, 2/Z).
+ACK_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
+
+#: Provider statuses by how far along they are; 3 is final (the first final one wins).
+PROVIDER_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "read": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "canceled": 3,
+}
+#: What each provider status means for a ledger row (None: no change).
+LEDGER_STATUS = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "failed",
+    "failed": "failed",
+    "canceled": "failed",
+}
 
 
-async def record(pool: asyncpg.Pool, event: SendNotification, body: str, now: dt.datetime) -> bool:
+def new_ack_code() -> str:
+    return "".join(secrets.choice(ACK_ALPHABET) for _ in range(4))
+
+
+async def record(
+    pool: asyncpg.Pool,
+    event: SendNotification,
+    body: str,
+    now: dt.datetime,
+    *,
+    ack_code: str | None = None,
+) -> bool:
     """Store a decision once per dedupe key; False when it was already there."""
     p = event.payload
     inserted = await pool.fetchval(
         """
         INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id, kind,
-            audience, urgency, to_phone, language, timezone, facts, evidence, rule, body,
-            status, created_at, scheduled_for, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13,
-            'scheduled', $14, $15, $14)
+            audience, urgency, to_phone, backup_phone, language, timezone, facts, evidence,
+            rule, body, ack_code, status, created_at, scheduled_for, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,
+            'scheduled', $16, $17, $16)
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING true
         """,
@@ -37,85 +84,487 @@ async def record(pool: asyncpg.Pool, event: SendNotification, body: str, now: dt
         p.audience,
         p.urgency,
         p.to,
+        p.backup_to,
         p.language,
         p.timezone,
         json.dumps(p.facts),
         json.dumps([str(e) for e in p.evidence]),
         p.rule,
         body,
+        ack_code,
         now,
         p.due_at,
     )
     return bool(inserted)
 
 
-async def claim_due(pool: asyncpg.Pool, now: dt.datetime, limit: int) -> list[asyncpg.Record]:
-    """Move up to ``limit`` due rows to ``sending``; replicas never claim the same row."""
+async def exists(pool: asyncpg.Pool, dedupe_key: str) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT true FROM notifier.notifications WHERE dedupe_key = $1", dedupe_key
+        )
+    )
+
+
+# --- dispatching -------------------------------------------------------------------------------
+
+
+async def claim_due(
+    pool: asyncpg.Pool, now: dt.datetime, wall: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[asyncpg.Record]:
+    """Move up to ``limit`` due rows to ``sending`` under a lease; replicas never claim the
+    same row, and a row whose lease ran out is reconciled, never simply re-claimed."""
     return list(
         await pool.fetch(
             f"""
             WITH due AS (
                 SELECT notification_id FROM notifier.notifications
                 WHERE status = 'scheduled' AND scheduled_for <= $1
+                    AND (retry_at IS NULL OR retry_at <= $2)
                 ORDER BY urgency DESC, scheduled_for
-                LIMIT $2
+                LIMIT $4
                 FOR UPDATE SKIP LOCKED
             )
             UPDATE notifier.notifications n
-            SET status = 'sending', attempts = n.attempts + 1, updated_at = $1
+            SET status = 'sending', attempts = n.attempts + 1, lease_until = $2 + $3::interval,
+                call_started_at = NULL, updated_at = $2
             FROM due WHERE n.notification_id = due.notification_id
-            RETURNING {", ".join("n." + c.strip() for c in COLUMNS.split(","))}
+            RETURNING {_N_COLUMNS}
             """,  # noqa: S608 - a constant column list
             now,
+            wall,
+            lease,
             limit,
         )
     )
 
 
-async def mark_sent(
-    pool: asyncpg.Pool, notification_id: uuid.UUID, sid: str, now: dt.datetime
-) -> None:
-    await pool.execute(
-        "UPDATE notifier.notifications SET status = 'sent', provider_sid = $2, sent_at = $3,"
-        " last_error = NULL, updated_at = $3 WHERE notification_id = $1 AND status = 'sending'",
-        notification_id,
-        sid,
-        now,
+async def claim_stale(
+    pool: asyncpg.Pool, wall: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[asyncpg.Record]:
+    """Rows left ``sending`` past their lease (a crash between the call and the record):
+    take them for reconciliation under a fresh lease."""
+    return list(
+        await pool.fetch(
+            f"""
+            WITH stale AS (
+                SELECT notification_id FROM notifier.notifications
+                WHERE status = 'sending' AND (lease_until IS NULL OR lease_until < $1)
+                ORDER BY lease_until NULLS FIRST
+                LIMIT $3
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE notifier.notifications n
+            SET lease_until = $1 + $2::interval, updated_at = $1
+            FROM stale WHERE n.notification_id = stale.notification_id
+            RETURNING {_N_COLUMNS}
+            """,  # noqa: S608 - a constant column list
+            wall,
+            lease,
+            limit,
+        )
     )
+
+
+async def has_prior_text(pool: asyncpg.Pool, to_phone: str, notification_id: uuid.UUID) -> bool:
+    """Whether the service ever texted this phone before (anything handed to the provider)."""
+    return bool(
+        await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM notifier.notifications WHERE to_phone = $1"
+            " AND audience = 'patient' AND notification_id <> $2"
+            " AND (provider_sid IS NOT NULL OR call_started_at IS NOT NULL))",
+            to_phone,
+            notification_id,
+        )
+    )
+
+
+async def begin_call(
+    pool: asyncpg.Pool, notification_id: uuid.UUID, body: str, wall: dt.datetime
+) -> None:
+    """Write down exactly what is about to be sent, and when, before calling the provider:
+    reconciliation matches on both."""
+    await pool.execute(
+        "UPDATE notifier.notifications SET body = $2, call_started_at = $3, updated_at = $3"
+        " WHERE notification_id = $1 AND status = 'sending'",
+        notification_id,
+        body,
+        wall,
+    )
+
+
+async def known_sids(pool: asyncpg.Pool, sids: list[str]) -> set[str]:
+    rows = await pool.fetch(
+        "SELECT provider_sid FROM notifier.notifications WHERE provider_sid = ANY($1::text[])",
+        sids,
+    )
+    return {r["provider_sid"] for r in rows}
+
+
+async def mark_sent(
+    pool: asyncpg.Pool,
+    notification_id: uuid.UUID,
+    sid: str,
+    now: dt.datetime,
+    wall: dt.datetime,
+    *,
+    escalate_after: dt.timedelta | None = None,
+) -> None:
+    """Record the provider's SID; apply any status callback that arrived first; start the
+    acknowledgement timer of an urgent page."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """
+            UPDATE notifier.notifications SET provider_sid = $2,
+                status = CASE WHEN status <> 'sending' THEN status
+                    WHEN acknowledged_at IS NOT NULL THEN 'acknowledged' ELSE 'sent' END,
+                sent_at = COALESCE(sent_at, $3), last_error = NULL, lease_until = NULL,
+                retry_at = NULL, verify_before_send = false, updated_at = $4,
+                next_escalation_at = CASE
+                    WHEN $5::interval IS NOT NULL AND root_id IS NULL
+                        AND acknowledged_at IS NULL AND escalations_done = 0
+                    THEN $3 + $5::interval ELSE next_escalation_at END
+            WHERE notification_id = $1
+            """,
+            notification_id,
+            sid,
+            now,
+            wall,
+            escalate_after,
+        )
+        row = await conn.fetchrow(
+            "SELECT status, error_code FROM notifier.provider_statuses WHERE message_sid = $1",
+            sid,
+        )
+        if row is not None:
+            await _apply_provider_status(conn, sid, row["status"], row["error_code"], wall)
 
 
 async def mark_failed(
     pool: asyncpg.Pool,
     notification_id: uuid.UUID,
     error: str,
-    now: dt.datetime,
-    status: str = "failed",
+    wall: dt.datetime,
+    *,
+    status: Literal["failed", "suppressed"] = "failed",
+    error_code: int | None = None,
 ) -> None:
     await pool.execute(
-        "UPDATE notifier.notifications SET status = $4, last_error = $2, updated_at = $3"
-        " WHERE notification_id = $1",
+        "UPDATE notifier.notifications SET status = $4, last_error = $2, error_code = $5,"
+        " lease_until = NULL, updated_at = $3 WHERE notification_id = $1"
+        " AND status IN ('scheduled', 'sending')",
         notification_id,
         error,
-        now,
+        wall,
         status,
+        error_code,
     )
 
 
 async def reschedule(
     pool: asyncpg.Pool,
     notification_id: uuid.UUID,
-    at: dt.datetime,
+    retry_at: dt.datetime,
     error: str,
+    wall: dt.datetime,
+    *,
+    verify_before_send: bool,
+) -> None:
+    """Back to ``scheduled``, not before ``retry_at`` (wall clock); with
+    ``verify_before_send`` the next attempt first looks the message up at the provider."""
+    await pool.execute(
+        "UPDATE notifier.notifications SET status = 'scheduled', retry_at = $2, last_error = $3,"
+        " verify_before_send = verify_before_send OR $5, lease_until = NULL, updated_at = $4"
+        " WHERE notification_id = $1 AND status = 'sending'",
+        notification_id,
+        retry_at,
+        error,
+        wall,
+        verify_before_send,
+    )
+
+
+# --- provider status callbacks -------------------------------------------------------------
+
+
+async def apply_provider_status(
+    pool: asyncpg.Pool, sid: str, status: str, error_code: int | None, wall: dt.datetime
+) -> asyncpg.Record | None:
+    """Move a message's status forward only, whatever order callbacks arrive in. Returns the
+    ledger row it changed (None if none did, or the message is not ours yet)."""
+    rank = PROVIDER_RANK.get(status)
+    if rank is None:
+        return None
+    async with pool.acquire() as conn, conn.transaction():
+        moved = await conn.fetchval(
+            """
+            INSERT INTO notifier.provider_statuses (message_sid, status, rank, error_code,
+                reported_at)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (message_sid) DO UPDATE
+                SET status = EXCLUDED.status, rank = EXCLUDED.rank,
+                    error_code = COALESCE(EXCLUDED.error_code, provider_statuses.error_code),
+                    reported_at = EXCLUDED.reported_at
+                WHERE provider_statuses.rank < 3 AND provider_statuses.rank < EXCLUDED.rank
+            RETURNING true
+            """,
+            sid,
+            status,
+            rank,
+            error_code,
+            wall,
+        )
+        if not moved:
+            return None
+        return await _apply_provider_status(conn, sid, status, error_code, wall)
+
+
+async def _apply_provider_status(
+    conn: asyncpg.Connection, sid: str, status: str, error_code: int | None, wall: dt.datetime
+) -> asyncpg.Record | None:
+    target = LEDGER_STATUS.get(status)
+    return await conn.fetchrow(
+        """
+        UPDATE notifier.notifications SET provider_status = $2,
+            error_code = COALESCE($3, error_code),
+            status = CASE
+                WHEN status = 'sent' AND $4::text IN ('delivered', 'failed') THEN $4::text
+                WHEN status = 'sending' AND $4::text IS NOT NULL THEN 'sent'
+                ELSE status END,
+            updated_at = $5
+        WHERE provider_sid = $1
+        RETURNING notification_id, status, audience, urgency, root_id, acknowledged_at
+        """,
+        sid,
+        status,
+        error_code,
+        target,
+        wall,
+    )
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+
+async def set_consent(
+    pool: asyncpg.Pool,
+    patient_id: str,
+    consent: bool,
+    reason: str,
     now: dt.datetime,
+    event_id: uuid.UUID | None,
 ) -> None:
     await pool.execute(
-        "UPDATE notifier.notifications SET status = 'scheduled', scheduled_for = $2,"
-        " last_error = $3, updated_at = $4 WHERE notification_id = $1 AND status = 'sending'",
-        notification_id,
-        at,
-        error,
+        """
+        INSERT INTO notifier.suppressions (patient_id, suppressed, reason, changed_at, event_id)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (patient_id) DO UPDATE SET suppressed = EXCLUDED.suppressed,
+            reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at,
+            event_id = EXCLUDED.event_id
+        """,
+        patient_id,
+        not consent,
+        reason,
+        now,
+        event_id,
+    )
+
+
+async def is_suppressed(pool: asyncpg.Pool, patient_id: str) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT suppressed FROM notifier.suppressions WHERE patient_id = $1", patient_id
+        )
+    )
+
+
+# --- simulated clock --------------------------------------------------------------------------
+
+
+async def load_clock(pool: asyncpg.Pool) -> dt.datetime | None:
+    value = await pool.fetchval("SELECT now FROM notifier.clock WHERE id")
+    return value if isinstance(value, dt.datetime) else None
+
+
+async def advance_clock(pool: asyncpg.Pool, now: dt.datetime) -> dt.datetime:
+    """The clock only moves forward; returns its value after this event."""
+    value = await pool.fetchval(
+        "INSERT INTO notifier.clock (id, now) VALUES (true, $1)"
+        " ON CONFLICT (id) DO UPDATE SET now = GREATEST(clock.now, EXCLUDED.now)"
+        " RETURNING now",
         now,
     )
+    assert isinstance(value, dt.datetime)
+    return value
+
+
+# --- paging --------------------------------------------------------------------------------
+
+
+async def escalate_now(pool: asyncpg.Pool, notification_id: uuid.UUID, now: dt.datetime) -> None:
+    """A page (or one of its escalations) could not be delivered: escalate its alert at once
+    instead of waiting for the acknowledgement timeout."""
+    await pool.execute(
+        """
+        UPDATE notifier.notifications SET next_escalation_at = $2
+        WHERE notification_id = (
+            SELECT COALESCE(root_id, notification_id) FROM notifier.notifications
+            WHERE notification_id = $1)
+          AND urgency = 'urgent' AND acknowledged_at IS NULL
+          AND (next_escalation_at IS NULL OR next_escalation_at > $2)
+        """,
+        notification_id,
+        now,
+    )
+
+
+@dataclass(frozen=True)
+class Escalation:
+    root: asyncpg.Record
+    step: int
+    to_phone: str
+
+
+async def escalate_due(
+    pool: asyncpg.Pool,
+    now: dt.datetime,
+    wall: dt.datetime,
+    *,
+    interval: dt.timedelta,
+    repeats: int,
+    render: Callable[[asyncpg.Record, int], str],
+    limit: int = 20,
+) -> list[Escalation]:
+    """Unacknowledged urgent pages whose timer ran out: one new ledger row per step
+    (``<key>:esc<step>``), to the backup phone (the on-call phone when there is none); the
+    page itself becomes ``escalated``. Step 1 is the hand-over to the backup, then up to
+    ``repeats`` reminders, ``interval`` apart."""
+    done: list[Escalation] = []
+    async with pool.acquire() as conn, conn.transaction():
+        roots = await conn.fetch(
+            f"""
+            SELECT {COLUMNS} FROM notifier.notifications
+            WHERE next_escalation_at <= $1 AND root_id IS NULL AND acknowledged_at IS NULL
+            ORDER BY next_escalation_at LIMIT $2
+            FOR UPDATE SKIP LOCKED
+            """,  # noqa: S608 - a constant column list
+            now,
+            limit,
+        )
+        for root in roots:
+            step = root["escalations_done"] + 1
+            last = 1 + repeats
+            if step > last:
+                await conn.execute(
+                    "UPDATE notifier.notifications SET next_escalation_at = NULL"
+                    " WHERE notification_id = $1",
+                    root["notification_id"],
+                )
+                continue
+            to_phone = root["backup_phone"] or root["to_phone"]
+            body = render(root, step)
+            esc_id = uuid.uuid5(root["notification_id"], f"esc{step}")
+            await conn.execute(
+                """
+                INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id,
+                    kind, audience, urgency, to_phone, backup_phone, language, timezone, facts,
+                    evidence, rule, body, ack_code, root_id, escalation_step, status,
+                    created_at, scheduled_for, updated_at)
+                SELECT $2, dedupe_key || ':esc' || $3::int, patient_id, kind, audience, urgency,
+                    $4, backup_phone, language, timezone, facts, evidence, rule, $5, ack_code,
+                    notification_id, $3, 'scheduled', $6, $6, $7
+                FROM notifier.notifications WHERE notification_id = $1
+                ON CONFLICT (dedupe_key) DO NOTHING
+                """,
+                root["notification_id"],
+                esc_id,
+                step,
+                to_phone,
+                body,
+                now,
+                wall,
+            )
+            await conn.execute(
+                """
+                UPDATE notifier.notifications SET escalations_done = $2,
+                    status = CASE WHEN status IN ('sent', 'delivered', 'failed', 'sending',
+                        'scheduled') THEN 'escalated' ELSE status END,
+                    next_escalation_at = CASE WHEN $2 < $3 THEN $4::timestamptz + $5::interval
+                        ELSE NULL END,
+                    updated_at = $6
+                WHERE notification_id = $1
+                """,
+                root["notification_id"],
+                step,
+                last,
+                now,
+                interval,
+                wall,
+            )
+            done.append(Escalation(root=root, step=step, to_phone=to_phone))
+    return done
+
+
+AckOutcome = Literal["ok", "not_found", "not_a_page"]
+
+
+async def acknowledge(
+    pool: asyncpg.Pool, notification_id: uuid.UUID, now: dt.datetime, wall: dt.datetime
+) -> AckOutcome:
+    """Acknowledge a care-team alert (any row of its escalation chain)."""
+    row = await pool.fetchrow(
+        "SELECT audience, COALESCE(root_id, notification_id) AS root"
+        " FROM notifier.notifications WHERE notification_id = $1",
+        notification_id,
+    )
+    if row is None:
+        return "not_found"
+    if row["audience"] != "care_team":
+        return "not_a_page"
+    await _ack_chain(pool, row["root"], now, wall)
+    return "ok"
+
+
+async def acknowledge_by_code(
+    pool: asyncpg.Pool, code: str, from_phone: str, now: dt.datetime, wall: dt.datetime
+) -> uuid.UUID | None:
+    """``ACK <code>`` texted from the alert's on-call or backup phone; None if no match."""
+    root = await pool.fetchval(
+        "SELECT notification_id FROM notifier.notifications WHERE root_id IS NULL"
+        " AND ack_code = $1 AND audience = 'care_team' AND (to_phone = $2 OR backup_phone = $2)",
+        code.upper(),
+        from_phone,
+    )
+    if not isinstance(root, uuid.UUID):
+        return None
+    await _ack_chain(pool, root, now, wall)
+    return root
+
+
+async def _ack_chain(
+    pool: asyncpg.Pool, root: uuid.UUID, now: dt.datetime, wall: dt.datetime
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """
+            UPDATE notifier.notifications SET acknowledged_at = COALESCE(acknowledged_at, $2),
+                next_escalation_at = NULL,
+                status = CASE
+                    WHEN status IN ('sent', 'delivered', 'escalated', 'failed', 'scheduled')
+                        AND root_id IS NULL THEN 'acknowledged'
+                    WHEN status IN ('sent', 'delivered') THEN 'acknowledged'
+                    WHEN status = 'scheduled' THEN 'suppressed'
+                    ELSE status END,
+                updated_at = $3
+            WHERE notification_id = $1 OR root_id = $1
+            """,
+            root,
+            now,
+            wall,
+        )
+
+
+# --- reading ---------------------------------------------------------------------------------
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -125,7 +574,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 async def for_patient(pool: asyncpg.Pool, patient_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         f"SELECT {COLUMNS} FROM notifier.notifications WHERE patient_id = $1"  # noqa: S608
-        " ORDER BY created_at, notification_id",
+        " ORDER BY created_at, escalation_step, notification_id",
         patient_id,
     )
     return [
@@ -146,18 +595,8 @@ async def for_patient(pool: asyncpg.Pool, patient_id: str) -> list[dict[str, Any
     ]
 
 
-async def acknowledge(pool: asyncpg.Pool, notification_id: uuid.UUID, now: dt.datetime) -> str:
-    """Acknowledge a care-team page: 'ok', 'not_found' or 'not_a_page'."""
-    row = await pool.fetchrow(
-        "UPDATE notifier.notifications SET status = 'acknowledged', updated_at = $2"
-        " WHERE notification_id = $1 AND audience = 'care_team'"
-        " RETURNING notification_id",
-        notification_id,
-        now,
-    )
-    if row is not None:
-        return "ok"
-    exists = await pool.fetchval(
-        "SELECT 1 FROM notifier.notifications WHERE notification_id = $1", notification_id
-    )
-    return "not_a_page" if exists else "not_found"
+def facts_of(row: asyncpg.Record) -> dict[str, Any]:
+    """A row's ``facts`` (asyncpg hands ``jsonb`` over as text)."""
+    raw = row["facts"]
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return dict(value) if isinstance(value, dict) else {}

@@ -1,13 +1,17 @@
-"""The notifier's two loops: record decisions from Kafka, and dispatch what is due."""
+"""The notifier's loops: record decisions, keep consent, provider statuses, acknowledgements
+and the simulated clock from Kafka, and dispatch, reconcile and escalate what is due."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import random
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -17,11 +21,21 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from notifier import ledger
-from notifier.sms import SendError, SmsSender
-from notifier.templates import render
-from shared.events import SendNotification, parse_event
+from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
+from notifier.templates import render, with_first_text_footer
+from shared.events import (
+    AckReceived,
+    ClockAdvanced,
+    ConsentChanged,
+    ConsentChangedPayload,
+    MessageStatusReported,
+    PatientEnrolled,
+    SendNotification,
+    parse_event,
+)
+from shared.kafka import publish
 from shared.logs import patient_ref
-from shared.topics import DEADLETTER, DECISIONS
+from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +43,70 @@ CONSUMED = Counter("notifier_events_total", "Decisions consumed", ["outcome"])
 SENT = Counter("notifier_notifications_total", "Send outcomes", ["kind", "status", "error_code"])
 DEAD = Counter("notifier_dead_letters_total", "Messages sent to the dead-letter topic", ["reason"])
 TWILIO_LATENCY = Histogram("notifier_twilio_seconds", "Twilio API call latency")
+RECONCILED = Counter(
+    "notifier_reconciled_total", "Messages left sending, looked up at the provider", ["outcome"]
+)
+PROVIDER_EVENTS_SEEN = Counter(
+    "notifier_provider_events_total", "Status callbacks and ACKs consumed", ["type", "outcome"]
+)
+ESCALATIONS = Counter("notifier_escalations_total", "Page escalation steps", ["step"])
+CONSENT = Counter("notifier_consent_changes_total", "Suppression list updates", ["reason"])
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> dt.timedelta:
     """Exponential backoff with full jitter for retry ``attempt`` (1-based)."""
     return dt.timedelta(seconds=random.uniform(0, min(cap, base * 2 ** (attempt - 1))))  # noqa: S311
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Timings; the business ones (acknowledgement, escalation) run on the injected clock,
+    the technical ones (lease, retries, verification) on the wall clock."""
+
+    #: How long a claimed row may stay ``sending`` before it is reconciled.
+    lease: dt.timedelta = dt.timedelta(seconds=120)
+    #: After an ambiguous failure, wait at least this long before looking a patient text
+    #: up at the provider (and resending only if it is not there).
+    verify_delay: dt.timedelta = dt.timedelta(seconds=30)
+    #: Reconciliation may miss a message whose provider timestamp is this much off ours.
+    clock_skew: dt.timedelta = dt.timedelta(minutes=5)
+    ack_timeout: dt.timedelta = dt.timedelta(minutes=15)
+    escalation_interval: dt.timedelta = dt.timedelta(minutes=15)
+    escalation_repeats: int = 3
+    reconcile_every: dt.timedelta = dt.timedelta(seconds=5)
+    retry_base: float = 2.0
+    retry_cap: float = 300.0
+    batch: int = 20
+
+
+class SimulatedClock:
+    """The business clock when ``SIMULATED_CLOCK=1``: the latest ``clock.advanced`` consumed,
+    kept in ``notifier.clock`` across restarts. Before any, it reads 1970 (nothing is due)."""
+
+    def __init__(self, now: dt.datetime | None = None) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now or EPOCH
+
+    async def load(self, pool: asyncpg.Pool) -> None:
+        stored = await ledger.load_clock(pool)
+        if stored is not None and (self.now is None or stored > self.now):
+            self.now = stored
+
+    async def advance(self, pool: asyncpg.Pool, to: dt.datetime) -> bool:
+        before = self.now
+        self.now = await ledger.advance_clock(pool, to)
+        return before != self.now
+
+
+Handler = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
 
 class Notifier:
@@ -47,62 +120,81 @@ class Notifier:
         clinic: str,
         max_attempts: int,
         interval: float,
+        wall: Callable[[], dt.datetime] = utcnow,
+        policy: Policy | None = None,
     ) -> None:
         self.pool = pool
         self.sender = sender
         self.producer = producer
         self.clock = clock
+        self.wall = wall
         self.clinic = clinic
         self.max_attempts = max_attempts
         self.interval = interval
+        self.policy = policy or Policy()
         self.wake = asyncio.Event()
+        self._last_reconcile = EPOCH
+        self.patient_topic = PATIENT_EVENTS
 
-    # -- recording ----------------------------------------------------------------------
+    # -- consuming ------------------------------------------------------------------------------
 
     async def consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Decisions from ``decisions.v1``."""
+        await self.consume_topic(consumer, self.on_record)
+
+    async def consume_topic(
+        self, consumer: AIOKafkaConsumer, handle: Handler, *, commit: bool = True
+    ) -> None:
+        """Handle every record, then commit the batch's offsets (only after all are done)."""
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for records in batches.values():
                 for rec in records:
-                    await self._record_until_done(rec)
+                    await self._until_done(handle, rec)
             if batches:
-                await consumer.commit()  # only after every record is in the ledger
+                if commit:
+                    await consumer.commit()
                 self.wake.set()
 
-    async def _record_until_done(self, rec: ConsumerRecord[Any, Any]) -> None:
-        """Never skip a decision: while the database is down, wait and try again."""
+    async def _until_done(self, handle: Handler, rec: ConsumerRecord[Any, Any]) -> None:
+        """Never skip an event: while the database is down, wait and try again."""
         delay = 0.5
         while True:
             try:
-                await self.on_record(rec)
+                await handle(rec)
                 return
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("ledger unavailable, retrying: %s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    async def _dead_letter(self, rec: ConsumerRecord[Any, Any], topic: str, reason: str) -> None:
+        DEAD.labels("invalid").inc()
+        await self.producer.send_and_wait(
+            DEADLETTER,
+            value=rec.value,
+            key=rec.key,
+            headers=[("reason", reason[:500].encode()), ("topic", topic.encode())],
+        )
+
+    def _event_time(self) -> dt.datetime:
+        now = self.clock()
+        return now if now > EPOCH else self.wall()
+
     async def on_record(self, rec: ConsumerRecord[Any, Any]) -> None:
         try:
             event = parse_event(rec.value)
             if not isinstance(event, SendNotification):
                 raise ValueError(f"unexpected event type {event.type} on {DECISIONS}")
-            body = render(
-                event.payload.kind, event.payload.language, event.payload.facts, self.clinic
-            )
+            render(event.payload.kind, event.payload.language, {}, self.clinic)  # known kind?
         except (ValidationError, ValueError, KeyError) as exc:
             CONSUMED.labels("dead_letter").inc()
-            DEAD.labels("invalid").inc()
             log.warning(
                 "undecodable decision sent to the dead-letter topic: %s", type(exc).__name__
             )
-            await self.producer.send_and_wait(
-                DEADLETTER,
-                value=rec.value,
-                key=rec.key,
-                headers=[("reason", str(exc)[:500].encode()), ("topic", DECISIONS.encode())],
-            )
+            await self._dead_letter(rec, DECISIONS, str(exc))
             return
-        inserted = await ledger.record(self.pool, event, body, self.clock())
+        inserted = await self._record(event)
         CONSUMED.labels("recorded" if inserted else "duplicate").inc()
         log.info(
             "decision recorded",
@@ -114,12 +206,115 @@ class Notifier:
             },
         )
 
-    # -- dispatching --------------------------------------------------------------------
+    async def _record(self, event: SendNotification) -> bool:
+        p = event.payload
+        created = max(self.clock(), event.recorded_at)  # the simulated clock may lag
+        if p.audience != "care_team":
+            body = render(p.kind, p.language, p.facts, self.clinic)
+            return await ledger.record(self.pool, event, body, created)
+        if await ledger.exists(self.pool, p.dedupe_key):
+            return False
+        facts = self._page_facts(p.facts, event.patient_id, p.rule)
+        for _ in range(10):  # a fresh code when one is taken by another alert
+            code = ledger.new_ack_code()
+            body = render(p.kind, p.language, facts, self.clinic, ack_code=code)
+            try:
+                return await ledger.record(self.pool, event, body, created, ack_code=code)
+            except asyncpg.UniqueViolationError:
+                continue
+        raise RuntimeError("no free acknowledgement code")
+
+    @staticmethod
+    def _page_facts(
+        facts: dict[str, Any], patient_id: str | None, rule: str | None
+    ) -> dict[str, Any]:
+        out = dict(facts)
+        if out.get("patient_id") is None and patient_id:
+            out["patient_id"] = patient_id
+        if out.get("rule") is None and rule:
+            out["rule"] = rule
+        return out
+
+    async def on_patient_event(self, rec: ConsumerRecord[Any, Any]) -> None:
+        """Consent from ``patient-events.v1``: only enrollments and consent changes."""
+        try:
+            kind = json.loads(rec.value).get("type")
+        except (ValueError, AttributeError, TypeError):
+            kind = None
+        if kind not in ("patient.enrolled", "consent.changed"):
+            return  # other types, and garbage (the assessor dead-letters that), are not ours
+        try:
+            event = parse_event(rec.value)
+        except ValidationError:
+            log.warning("invalid %s on %s ignored", kind, PATIENT_EVENTS)
+            return
+        if isinstance(event, PatientEnrolled):
+            consent, reason = event.payload.sms_consent, "enrollment"
+        elif isinstance(event, ConsentChanged):
+            consent, reason = event.payload.sms_consent, event.payload.reason
+        else:
+            return
+        await ledger.set_consent(
+            self.pool, event.patient_id, consent, reason, event.recorded_at, event.event_id
+        )
+        CONSENT.labels(reason).inc()
+
+    async def on_provider_event(self, rec: ConsumerRecord[Any, Any]) -> None:
+        """Status callbacks and ``ACK <code>`` texts from ``provider-events.v1``."""
+        try:
+            event = parse_event(rec.value)
+        except ValidationError as exc:
+            PROVIDER_EVENTS_SEEN.labels("invalid", "dead_letter").inc()
+            await self._dead_letter(rec, PROVIDER_EVENTS, str(exc))
+            return
+        if isinstance(event, MessageStatusReported):
+            p = event.payload
+            row = await ledger.apply_provider_status(
+                self.pool, p.message_sid, p.status, p.error_code, self.wall()
+            )
+            PROVIDER_EVENTS_SEEN.labels("status", "applied" if row else "unchanged").inc()
+            if (
+                row is not None
+                and row["status"] == "failed"
+                and row["audience"] == "care_team"
+                and row["urgency"] == "urgent"
+                and row["acknowledged_at"] is None
+            ):
+                await ledger.escalate_now(self.pool, row["notification_id"], self.clock())
+        elif isinstance(event, AckReceived):
+            root = await ledger.acknowledge_by_code(
+                self.pool,
+                event.payload.ack_code,
+                event.payload.from_phone,
+                self.clock(),
+                self.wall(),
+            )
+            PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
+            log.info(
+                "page acknowledged by SMS" if root else "ACK matched no page of that phone",
+                extra={"notification_id": str(root) if root else None},
+            )
+
+    def on_clock_event(self, clock: SimulatedClock) -> Handler:
+        async def handle(rec: ConsumerRecord[Any, Any]) -> None:
+            try:
+                event = parse_event(rec.value)
+            except ValidationError:
+                log.warning("invalid event on the clock topic ignored")
+                return
+            if isinstance(event, ClockAdvanced) and await clock.advance(
+                self.pool, event.payload.now
+            ):
+                self.wake.set()
+
+        return handle
+
+    # -- dispatching ----------------------------------------------------------------------------
 
     async def dispatch_forever(self) -> None:
         while True:
             try:
-                sent = await self.dispatch_once()
+                sent = await self.tick()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("dispatch paused: %s", type(exc).__name__)
                 sent = 0
@@ -128,41 +323,70 @@ class Notifier:
                     await asyncio.wait_for(self.wake.wait(), self.interval)
                 self.wake.clear()
 
-    async def dispatch_once(self, limit: int = 20) -> int:
-        rows = await ledger.claim_due(self.pool, self.clock(), limit)
-        for row in rows:
-            await self._send(row)
+    async def tick(self) -> int:
+        """One round: reconcile (now and then), escalate, dispatch."""
+        wall = self.wall()
+        if wall - self._last_reconcile >= self.policy.reconcile_every:
+            self._last_reconcile = wall
+            await self.reconcile_once()
+        await self.escalate_once()
+        return await self.dispatch_once()
+
+    async def dispatch_once(self, limit: int | None = None) -> int:
+        rows = await ledger.claim_due(
+            self.pool, self.clock(), self.wall(), self.policy.lease, limit or self.policy.batch
+        )
+        results = await asyncio.gather(*(self._deliver(r) for r in rows), return_exceptions=True)
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                # The row stays ``sending`` and is reconciled once its lease runs out.
+                log.warning(
+                    "delivery interrupted: %s",
+                    type(result).__name__,
+                    extra={"notification_id": str(row["notification_id"])},
+                )
         return len(rows)
 
-    async def _send(self, row: asyncpg.Record) -> None:
+    def _is_page(self, row: asyncpg.Record) -> bool:
+        return bool(row["audience"] == "care_team" and row["urgency"] == "urgent")
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
         nid, kind = row["notification_id"], row["kind"]
+        patient = row["audience"] == "patient"
+        if patient and await ledger.is_suppressed(self.pool, row["patient_id"]):
+            await ledger.mark_failed(self.pool, nid, "opted out", self.wall(), status="suppressed")
+            SENT.labels(kind, "suppressed", "").inc()
+            return
+        if row["verify_before_send"]:
+            try:
+                found = await self._lookup(row)
+            except SendError as exc:
+                await self._retry_later(row, exc, verify=True)
+                return
+            if found is not None:
+                await self._settle_found(row, found)
+                RECONCILED.labels("found_before_retry").inc()
+                return
+        body = row["body"]
+        if patient and not await ledger.has_prior_text(self.pool, row["to_phone"], nid):
+            body = with_first_text_footer(body, row["language"])
+        await ledger.begin_call(self.pool, nid, body, self.wall())
         try:
             with TWILIO_LATENCY.time():
-                result = await self.sender.send(row["to_phone"], row["body"])
+                result = await self.sender.send(row["to_phone"], body)
         except SendError as exc:
-            code = str(exc.code or "")
-            now = self.clock()
-            if exc.permanent or row["attempts"] >= self.max_attempts:
-                await ledger.mark_failed(self.pool, nid, str(exc), now)
-                SENT.labels(kind, "failed", code).inc()
-                if not exc.permanent:
-                    DEAD.labels("retries_exhausted").inc()
-                    await self.producer.send_and_wait(
-                        DEADLETTER,
-                        key=row["patient_id"].encode(),
-                        value=str(nid).encode(),
-                        headers=[("reason", b"retries exhausted"), ("topic", DECISIONS.encode())],
-                    )
-                log.warning(
-                    "notification failed", extra={"notification_id": str(nid), "error": str(exc)}
-                )
-            else:
-                await ledger.reschedule(
-                    self.pool, nid, now + backoff(row["attempts"]), str(exc), now
-                )
-                SENT.labels(kind, "retry", code).inc()
+            await self._on_send_error(row, exc)
             return
-        await ledger.mark_sent(self.pool, nid, result.provider_sid, self.clock())
+        await ledger.mark_sent(
+            self.pool,
+            nid,
+            result.provider_sid,
+            self.clock(),
+            self.wall(),
+            escalate_after=self._ack_timer(row),
+        )
         SENT.labels(kind, "sent", "").inc()
         log.info(
             "notification sent",
@@ -172,3 +396,194 @@ class Notifier:
                 "patient": patient_ref(row["patient_id"]),
             },
         )
+
+    def _ack_timer(self, row: asyncpg.Record) -> dt.timedelta | None:
+        if self._is_page(row) and row["root_id"] is None:
+            return self.policy.ack_timeout
+        return None
+
+    async def _on_send_error(self, row: asyncpg.Record, exc: SendError) -> None:
+        nid, kind = row["notification_id"], row["kind"]
+        code = str(exc.code or "")
+        wall = self.wall()
+        if exc.permanent:
+            if row["audience"] == "patient" and exc.code == UNSUBSCRIBED:
+                await ledger.mark_failed(
+                    self.pool, nid, str(exc), wall, status="suppressed", error_code=exc.code
+                )
+                await self._opted_out_at_provider(row)
+                SENT.labels(kind, "suppressed", code).inc()
+            else:
+                await ledger.mark_failed(self.pool, nid, str(exc), wall, error_code=exc.code)
+                SENT.labels(kind, "failed", code).inc()
+            log.warning(
+                "notification failed", extra={"notification_id": str(nid), "error": str(exc)}
+            )
+        elif row["attempts"] >= self.max_attempts:
+            await ledger.mark_failed(self.pool, nid, str(exc), wall, error_code=exc.code)
+            SENT.labels(kind, "failed", code).inc()
+            DEAD.labels("retries_exhausted").inc()
+            await self.producer.send_and_wait(
+                DEADLETTER,
+                key=row["patient_id"].encode(),
+                value=json.dumps(
+                    {
+                        "notification_id": str(nid),
+                        "dedupe_key": row["dedupe_key"],
+                        "kind": kind,
+                        "audience": row["audience"],
+                        "attempts": row["attempts"],
+                        "error": str(exc),
+                    }
+                ).encode(),
+                headers=[("reason", b"retries exhausted"), ("topic", DECISIONS.encode())],
+            )
+            log.warning(
+                "notification failed after %d attempts",
+                row["attempts"],
+                extra={"notification_id": str(nid), "error": str(exc)},
+            )
+        else:
+            await self._retry_later(row, exc, verify=row["audience"] == "patient" and exc.ambiguous)
+            SENT.labels(kind, "retry", code).inc()
+            return
+        if self._is_page(row):
+            await ledger.escalate_now(self.pool, nid, self.clock())  # a page is never lost
+            self.wake.set()
+
+    async def _retry_later(self, row: asyncpg.Record, exc: SendError, *, verify: bool) -> None:
+        wall = self.wall()
+        delay = backoff(row["attempts"], self.policy.retry_base, self.policy.retry_cap)
+        if verify:
+            delay = max(delay, self.policy.verify_delay)
+        await ledger.reschedule(
+            self.pool,
+            row["notification_id"],
+            wall + delay,
+            str(exc),
+            wall,
+            verify_before_send=verify,
+        )
+
+    async def _opted_out_at_provider(self, row: asyncpg.Record) -> None:
+        """Twilio 21610: the patient opted out at the carrier. Suppress here at once, and tell
+        the assessor through the patient stream."""
+        now = self._event_time()
+        event = ConsentChanged(
+            event_id=uuid.uuid5(row["notification_id"], "provider_21610"),
+            occurred_at=now,
+            recorded_at=now,
+            patient_id=row["patient_id"],
+            source="notifier",
+            payload=ConsentChangedPayload(sms_consent=False, reason="provider_21610"),
+        )
+        await ledger.set_consent(
+            self.pool, row["patient_id"], False, "provider_21610", now, event.event_id
+        )
+        await publish(self.producer, self.patient_topic, event)
+        CONSENT.labels("provider_21610").inc()
+
+    # -- reconciliation ---------------------------------------------------------------------------
+
+    async def _lookup(self, row: asyncpg.Record) -> ProviderMessage | None:
+        """The provider's message for this row's last call, if it made one: same phone, same
+        body, created since the call began, and not already another row's."""
+        started = row["call_started_at"]
+        if started is None:
+            return None  # the provider was never called
+        listed = await self.sender.recent(row["to_phone"], started - self.policy.clock_skew)
+        same = [m for m in listed if m.body == row["body"]]
+        if not same:
+            return None
+        taken = await ledger.known_sids(self.pool, [m.sid for m in same])
+        free = [m for m in same if m.sid not in taken]
+        free.sort(key=lambda m: m.date_created or EPOCH)
+        return free[0] if free else None
+
+    async def _settle_found(self, row: asyncpg.Record, found: ProviderMessage) -> None:
+        await ledger.mark_sent(
+            self.pool,
+            row["notification_id"],
+            found.sid,
+            self.clock(),
+            self.wall(),
+            escalate_after=self._ack_timer(row),
+        )
+        await ledger.apply_provider_status(self.pool, found.sid, found.status, None, self.wall())
+        SENT.labels(row["kind"], "sent", "").inc()
+
+    async def reconcile_once(self) -> int:
+        """Rows left ``sending`` past their lease: look each up at the provider. Found: record
+        it. Not there: schedule it again. Lookup failed: a page is resent (a rare duplicate
+        beats a miss); a patient text waits for the next round."""
+        wall = self.wall()
+        rows = await ledger.claim_stale(self.pool, wall, self.policy.lease, self.policy.batch)
+        for row in rows:
+            nid = row["notification_id"]
+            try:
+                found = await self._lookup(row)
+            except SendError as exc:
+                if row["audience"] == "care_team":
+                    await ledger.reschedule(
+                        self.pool, nid, wall, f"reconcile: {exc}", wall, verify_before_send=False
+                    )
+                    RECONCILED.labels("page_resent_unverified").inc()
+                else:
+                    RECONCILED.labels("lookup_failed").inc()
+                    log.warning(
+                        "reconciliation lookup failed: %s", exc, extra={"notification_id": str(nid)}
+                    )
+                continue
+            if found is not None:
+                await self._settle_found(row, found)
+                RECONCILED.labels("found").inc()
+            else:
+                await ledger.reschedule(
+                    self.pool,
+                    nid,
+                    wall,
+                    "reconcile: not at the provider",
+                    wall,
+                    verify_before_send=False,
+                )
+                RECONCILED.labels("not_found").inc()
+            log.info(
+                "reconciled a message left sending",
+                extra={"notification_id": str(nid), "found": found is not None},
+            )
+        if rows:
+            self.wake.set()
+        return len(rows)
+
+    # -- paging -----------------------------------------------------------------------------------
+
+    def _render_escalation(self, root: asyncpg.Record, step: int) -> str:
+        facts = self._page_facts(ledger.facts_of(root), root["patient_id"], root["rule"])
+        return render(
+            root["kind"],
+            root["language"],
+            facts,
+            self.clinic,
+            ack_code=root["ack_code"],
+            escalation_step=step,
+        )
+
+    async def escalate_once(self) -> int:
+        done = await ledger.escalate_due(
+            self.pool,
+            self.clock(),
+            self.wall(),
+            interval=self.policy.escalation_interval,
+            repeats=self.policy.escalation_repeats,
+            render=self._render_escalation,
+        )
+        for esc in done:
+            ESCALATIONS.labels(str(esc.step)).inc()
+            log.info(
+                "page escalated",
+                extra={"notification_id": str(esc.root["notification_id"]), "step": esc.step},
+            )
+        return len(done)
+
+    async def acknowledge(self, notification_id: uuid.UUID) -> ledger.AckOutcome:
+        return await ledger.acknowledge(self.pool, notification_id, self.clock(), self.wall())

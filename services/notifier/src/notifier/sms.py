@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -14,6 +15,8 @@ from twilio.rest import Client
 
 #: Twilio error codes that no retry can fix (invalid number, unsubscribed, not mobile, …).
 PERMANENT_CODES = frozenset({21211, 21408, 21610, 21612, 21614, 21606, 21602, 21604, 21617})
+#: The recipient replied STOP (or the carrier blocks us): the patient opted out.
+UNSUBSCRIBED = 21610
 
 
 @dataclass(frozen=True)
@@ -22,15 +25,38 @@ class SendResult:
     status: str
 
 
+@dataclass(frozen=True)
+class ProviderMessage:
+    """A message as the provider lists it (for reconciliation)."""
+
+    sid: str
+    to: str
+    body: str
+    status: str
+    date_created: dt.datetime | None
+
+
 class SendError(Exception):
-    def __init__(self, message: str, *, code: int | None, permanent: bool) -> None:
+    """A failed provider call. ``permanent``: no retry can help. ``ambiguous``: the request
+    may have reached the provider and created the message (a timeout, a dropped connection,
+    a 5xx), so look it up before sending again."""
+
+    def __init__(
+        self, message: str, *, code: int | None, permanent: bool, ambiguous: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.permanent = permanent
+        self.ambiguous = ambiguous
 
 
 class SmsSender(Protocol):
     async def send(self, to: str, body: str) -> SendResult: ...
+
+    async def recent(self, to: str, since: dt.datetime) -> list[ProviderMessage]:
+        """Outbound messages to ``to`` created at or after ``since`` (newest first);
+        raises ``SendError`` when the provider cannot be asked."""
+        ...
 
 
 class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -45,6 +71,15 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
         parts = urlsplit(url)
         url = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
         return super().request(method, url, *args, **kwargs)
+
+
+def classify(exc: TwilioRestException) -> SendError:
+    code = exc.code if isinstance(exc.code, int) else None
+    status = int(exc.status or 0)
+    permanent = code in PERMANENT_CODES or (400 <= status < 500 and status != 429)
+    return SendError(
+        f"twilio {status} {code}", code=code, permanent=permanent, ambiguous=status >= 500
+    )
 
 
 class TwilioSmsSender:
@@ -82,12 +117,40 @@ class TwilioSmsSender:
         try:
             message = self._client.messages.create(**kwargs)
         except TwilioRestException as exc:
-            code = exc.code if isinstance(exc.code, int) else None
-            permanent = code in PERMANENT_CODES or (400 <= exc.status < 500 and exc.status != 429)
-            raise SendError(f"twilio {exc.status} {code}", code=code, permanent=permanent) from exc
-        except OSError as exc:  # connection refused, reset, timeout (requests' errors are OSError)
-            raise SendError(type(exc).__name__, code=None, permanent=False) from exc
+            raise classify(exc) from exc
+        except OSError as exc:  # refused, reset, dropped, timed out (requests' are OSError)
+            raise SendError(type(exc).__name__, code=None, permanent=False, ambiguous=True) from exc
         return SendResult(provider_sid=str(message.sid), status=str(message.status))
 
     async def send(self, to: str, body: str) -> SendResult:
         return await asyncio.to_thread(self._create, to, body)
+
+    def _recent(self, to: str, since: dt.datetime) -> list[ProviderMessage]:
+        # Not filtered by DateSent: a message still queued has no date_sent yet. Twilio
+        # lists newest first; a page of 50 to one phone covers any reconciliation window.
+        try:
+            listed = self._client.messages.list(to=to, limit=50, page_size=50)
+        except TwilioRestException as exc:
+            raise classify(exc) from exc
+        except OSError as exc:
+            raise SendError(type(exc).__name__, code=None, permanent=False) from exc
+        found = []
+        for m in listed:
+            created = m.date_created if isinstance(m.date_created, dt.datetime) else None
+            if created is not None and created < since:
+                continue
+            if not str(m.direction or "").startswith("outbound"):
+                continue
+            found.append(
+                ProviderMessage(
+                    sid=str(m.sid),
+                    to=str(m.to),
+                    body=str(m.body or ""),
+                    status=str(m.status),
+                    date_created=created,
+                )
+            )
+        return found
+
+    async def recent(self, to: str, since: dt.datetime) -> list[ProviderMessage]:
+        return await asyncio.to_thread(self._recent, to, since)
