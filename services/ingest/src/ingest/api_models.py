@@ -8,7 +8,15 @@ import uuid
 from typing import Annotated
 
 import phonenumbers
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from shared.events import (
     E164_PATTERN,
@@ -17,9 +25,13 @@ from shared.events import (
     PatientEnrolledPayload,
     PatientId,
     ReportChannel,
-    Severity,
     TimeZoneName,
 )
+
+# Numbers and booleans must be JSON numbers and booleans: "3" or 3.0 for a grade, or
+# "yes" for consent, is a client bug to report, not to guess at.
+Grade = Annotated[StrictInt, Field(ge=0, le=4, description="0 none … 4 severe")]
+BaselineGrade = Annotated[StrictInt, Field(ge=1, le=4)]
 
 
 def _e164(value: str) -> str:
@@ -65,9 +77,9 @@ class EnrollmentRequest(Frozen):
     timezone: TimeZoneName = Field(examples=["America/Chicago"])
     language: Language
     surgery_date: dt.date
-    baseline_severity: Annotated[int, Field(ge=1, le=4)]
+    baseline_severity: BaselineGrade
     care_team: CareTeamRequest
-    sms_consent: bool
+    sms_consent: StrictBool
 
     def payload(self) -> PatientEnrolledPayload:
         return PatientEnrolledPayload.model_validate(self.model_dump(exclude={"patient_id"}))
@@ -77,7 +89,7 @@ class SymptomReportRequest(Frozen):
     event_id: uuid.UUID | None = Field(default=None, description="Idempotency key")
     patient_id: PatientId
     occurred_at: AwareDatetime = Field(description="ISO 8601 with an offset")
-    severity: Severity | None = None
+    severity: Grade | None = None
     note: Annotated[str, Field(max_length=1000)] | None = None
     source: ReportChannel = "app"
 

@@ -331,9 +331,9 @@ def create_app(
     )
     async def enroll(body: EnrollmentRequest, idempotency_key: IdempotencyKey = None) -> Response:
         """Enroll a patient, or update the enrollment with the same ``patient_id``."""
-        res = deps()
         if body.phone in (body.care_team.on_call, body.care_team.backup):
             raise invalid("phone", "must differ from the care team's phones")
+        res = deps()
         payload = body.payload()
         scope = "enroll"
         try:
@@ -397,9 +397,9 @@ def create_app(
     ) -> Response:
         """Record one symptom report. ``event_id`` (or ``Idempotency-Key``) makes a retry safe:
         the same id twice is accepted twice and counted once."""
-        res = deps()
         if body.event_id is not None and idempotency_key not in (None, str(body.event_id)):
             raise invalid("Idempotency-Key", "differs from the body's event_id")
+        res = deps()
         key = str(body.event_id) if body.event_id is not None else idempotency_key
         scope = "symptom-report"
         try:

@@ -1,0 +1,142 @@
+"""What ingest does with one inbound text (the pure decision behind the webhook)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ingest.inbound import InboundText, Sender, Texts, decide, event_id_for
+from shared.events import AckReceived, ConsentChanged, SymptomReported
+from shared.topics import PATIENT_EVENTS, PROVIDER_EVENTS
+
+NOW = dt.datetime(2026, 3, 9, 18, 30, tzinfo=dt.UTC)
+SID = "SM" + "a" * 32
+PATIENT = Sender(patient_id="p-001", language="en", sms_consent=True)
+TEXTS = Texts(clinic_name="Test Clinic")
+
+
+def text(body: str, opt_out_type: str | None = None) -> InboundText:
+    return InboundText(SID, "+15551230001", body, opt_out_type)
+
+
+def test_a_grade_becomes_a_symptom_report_stamped_with_the_clock() -> None:
+    out = decide(text("2"), PATIENT, NOW, TEXTS)
+    assert out.label == "report"
+    [item] = out.publish
+    assert item.topic == PATIENT_EVENTS
+    assert item.key is None  # keyed by patient_id
+    event = item.event
+    assert isinstance(event, SymptomReported)
+    assert event.patient_id == "p-001"
+    assert event.source == "sms"
+    assert event.payload.channel == "sms"
+    assert event.payload.severity == 2
+    assert event.payload.note is None
+    assert event.occurred_at == NOW
+    assert event.event_id == event_id_for(SID)
+    assert out.reply is not None
+    assert "2" in out.reply
+
+
+def test_the_event_id_is_the_same_for_a_replayed_sid() -> None:
+    first = decide(text("3"), PATIENT, NOW, TEXTS)
+    again = decide(text("3"), PATIENT, NOW + dt.timedelta(minutes=5), TEXTS)
+    assert first.publish[0].event.event_id == again.publish[0].event.event_id
+
+
+def test_free_text_reaches_the_assessor_as_a_note() -> None:
+    out = decide(text("my face is drooping and I have a fever"), PATIENT, NOW, TEXTS)
+    event = out.publish[0].event
+    assert isinstance(event, SymptomReported)
+    assert event.payload.severity is None
+    assert event.payload.note == "my face is drooping and I have a fever"
+
+
+def test_stop_publishes_consent_off_and_sends_no_reply() -> None:
+    for out in (
+        decide(text("STOP"), PATIENT, NOW, TEXTS),
+        decide(text("anything", "STOP"), PATIENT, NOW, TEXTS),
+    ):
+        assert out.label == "stop"
+        assert out.consent is False
+        assert out.reply is None  # Twilio confirms STOP itself
+        [item] = out.publish
+        assert item.topic == PATIENT_EVENTS
+        assert isinstance(item.event, ConsentChanged)
+        assert item.event.payload.sms_consent is False
+        assert item.event.payload.reason == "stop"
+
+
+def test_start_publishes_consent_on() -> None:
+    out = decide(text("START"), PATIENT, NOW, TEXTS)
+    event = out.publish[0].event
+    assert isinstance(event, ConsentChanged)
+    assert event.payload.sms_consent is True
+    assert event.payload.reason == "start"
+    assert out.consent is True
+
+
+def test_help_answers_with_the_clinic_text_and_publishes_nothing() -> None:
+    out = decide(text("HELP"), PATIENT, NOW, TEXTS)
+    assert out.publish == ()
+    assert out.reply is not None
+    assert "Test Clinic" in out.reply
+    spanish = decide(text("help"), Sender(patient_id="p-1", language="es"), NOW, TEXTS)
+    assert spanish.reply is not None
+    assert "Responda" in spanish.reply
+
+
+def test_an_ambiguous_reply_asks_again_and_publishes_nothing() -> None:
+    out = decide(text("2 days ago it was 4"), PATIENT, NOW, TEXTS)
+    assert out.label == "unclear"
+    assert out.publish == ()
+    assert out.reply is not None
+    assert "0" in out.reply
+    assert "4" in out.reply
+
+
+def test_an_opted_out_patient_gets_no_reply_but_the_report_counts() -> None:
+    quiet = Sender(patient_id="p-001", sms_consent=False)
+    out = decide(text("3"), quiet, NOW, TEXTS)
+    assert out.reply is None
+    assert len(out.publish) == 1
+    assert decide(text("HELP"), quiet, NOW, TEXTS).reply is not None  # HELP always answers
+
+
+def test_ack_from_a_care_team_phone_goes_to_the_notifier() -> None:
+    team = Sender(covers=("p-001", "p-002"))
+    out = decide(text("ACK 7qx2"), team, NOW, TEXTS)
+    assert out.label == "ack"
+    [item] = out.publish
+    assert item.topic == PROVIDER_EVENTS
+    assert item.key == "7QX2"
+    assert isinstance(item.event, AckReceived)
+    assert item.event.payload.ack_code == "7QX2"
+    assert item.event.payload.from_phone == "+15551230001"
+    assert item.event.payload.message_sid == SID
+    assert item.event.patient_id is None
+
+
+def test_ack_from_a_patient_phone_is_not_an_ack() -> None:
+    out = decide(text("ACK 7QX2"), PATIENT, NOW, TEXTS)
+    assert out.label == "unclear"
+    assert out.publish == ()
+
+
+def test_care_team_phone_without_ack_gets_a_hint() -> None:
+    out = decide(text("what is this"), Sender(covers=("p-001",)), NOW, TEXTS)
+    assert out.label == "care_team_other"
+    assert out.publish == ()
+    assert out.reply is not None
+    assert "ACK" in out.reply
+
+
+def test_unknown_phone_gets_a_polite_reply_and_no_event() -> None:
+    for body in ("2", "ACK 1234", "hello", "HELP"):
+        out = decide(text(body), Sender(), NOW, TEXTS)
+        assert out.label == "unknown_phone"
+        assert out.publish == ()
+        assert out.reply is not None
+        assert "not enrolled" in out.reply
+    stop = decide(text("STOP"), Sender(), NOW, TEXTS)
+    assert stop.publish == ()
+    assert stop.reply is None
