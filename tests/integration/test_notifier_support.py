@@ -111,8 +111,8 @@ def page(patient_id: str, **kwargs: Any) -> SendNotification:
     kwargs.setdefault(
         "facts", {"day": 40, "severity": 4, "baseline_severity": 3, "evidence": "day 40: 4"}
     )
-    return decision(patient_id, kwargs.pop("kind", "worsening"), audience="care_team",
-                    urgency="urgent", **kwargs)  # fmt: skip
+    kwargs.setdefault("urgency", "urgent")
+    return decision(patient_id, kwargs.pop("kind", "worsening"), audience="care_team", **kwargs)
 
 
 def random_phone() -> str:

@@ -489,7 +489,7 @@ async def escalate_due(
                 UPDATE notifier.notifications SET escalations_done = $2,
                     status = CASE WHEN status IN ('sent', 'delivered', 'failed', 'sending',
                         'scheduled') THEN 'escalated' ELSE status END,
-                    next_escalation_at = CASE WHEN $2 < $3 THEN $4::timestamptz + $5::interval
+                    next_escalation_at = CASE WHEN $2::int < $3::int THEN $4::timestamptz + $5::interval
                         ELSE NULL END,
                     updated_at = $6
                 WHERE notification_id = $1
