@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from assessor import projection
 from assessor.rules import (
+    ClockTicked,
+    ConsentUpdated,
     Decision,
     Enrolled,
     Input,
@@ -26,10 +28,14 @@ from assessor.rules import (
     Report,
     Reported,
     decide,
+    next_due,
 )
 from assessor.settings import AssessorSettings
+from assessor.timers import TimerIndex, partition_of
 from shared.db import create_pool, migrate
 from shared.events import (
+    ClockAdvanced,
+    ConsentChanged,
     PatientEnrolled,
     SendNotification,
     SendNotificationPayload,
@@ -38,7 +44,7 @@ from shared.events import (
     parse_event,
 )
 from shared.logs import patient_ref
-from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PATIENT_PARTITIONS
+from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PATIENT_PARTITIONS
 from shared.web import error_body
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,8 @@ LATENCY = Histogram("assessor_event_seconds", "Time to process one event", ["typ
 def to_input(event: Any) -> Input | None:
     if isinstance(event, PatientEnrolled):
         return Enrolled(event.payload)
+    if isinstance(event, ConsentChanged):
+        return ConsentUpdated(sms_consent=event.payload.sms_consent)
     if isinstance(event, SymptomReported):
         p = event.payload
         return Reported(
@@ -141,39 +149,54 @@ def create_app(settings: AssessorSettings) -> faust.App:
         value_type=bytes,
     )
 
-    async def dead_letter(key: bytes | None, raw: bytes, reason: str) -> None:
+    clock = app.topic(
+        CLOCK, key_serializer="raw", value_serializer="raw", partitions=PATIENT_PARTITIONS
+    )
+    timers = TimerIndex()
+    # Both agents touch the same patients' state; one lock keeps each read-decide-write whole.
+    applying = asyncio.Lock()
+
+    async def dead_letter(key: bytes | None, raw: bytes, topic: str, reason: str) -> None:
         await deadletter.send(
             key=key,
             value=raw,
-            headers={"reason": reason[:500].encode(), "topic": PATIENT_EVENTS.encode()},
+            headers={"reason": reason[:500].encode(), "topic": topic.encode()},
         )
 
-    async def handle(key: bytes | None, raw: bytes) -> None:
+    def load(patient_id: str) -> PatientState:
+        stored = states.get(patient_id.encode())
+        if stored:
+            return PatientState.model_validate_json(stored)
+        return PatientState(patient_id=patient_id)
+
+    async def apply(patient_id: str, inp: Input, now: dt.datetime, partition: int) -> int:
+        """Read, decide, emit, write: the only place state changes."""
+        state = load(patient_id)
+        result: Decision = decide(state, inp, now)
+        for cmd in result.commands:
+            await decisions.send(
+                key=patient_id.encode(),
+                value=encode_event(command_event(patient_id, cmd, now)),
+            )
+            DECISIONS_OUT.labels(cmd.kind).inc()
+        if result.state != state:
+            # Reassign (never mutate) so the change reaches the changelog.
+            states[patient_id.encode()] = result.state.model_dump_json().encode()
+            view = projection.recovery_view(result.state)
+            if view is not None:
+                await projection.save(await store.get(), view)
+        timers.set(partition, patient_id, next_due(result.state))
+        return len(result.commands)
+
+    async def on_patient_event_raw(key: bytes | None, raw: bytes, partition: int) -> None:
         event = parse_event(raw)
         inp = to_input(event)
         if inp is None or event.patient_id is None:
             EVENTS.labels(PATIENT_EVENTS, event.type, "ignored").inc()
             return
-        stored = states.get(event.patient_id.encode())
-        state = (
-            PatientState.model_validate_json(stored)
-            if stored
-            else PatientState(patient_id=event.patient_id)
-        )
-        now = event.recorded_at
         with LATENCY.labels(event.type).time():
-            result: Decision = decide(state, inp, now)
-        for cmd in result.commands:
-            await decisions.send(
-                key=event.patient_id.encode(),
-                value=encode_event(command_event(event.patient_id, cmd, now)),
-            )
-            DECISIONS_OUT.labels(cmd.kind).inc()
-        # Reassign (never mutate) so the change reaches the changelog.
-        states[event.patient_id.encode()] = result.state.model_dump_json().encode()
-        view = projection.recovery_view(result.state)
-        if view is not None:
-            await projection.save(await store.get(), view)
+            async with applying:
+                emitted = await apply(event.patient_id, inp, event.recorded_at, partition)
         EVENTS.labels(PATIENT_EVENTS, event.type, "ok").inc()
         log.info(
             "event applied",
@@ -181,21 +204,63 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 "event_id": str(event.event_id),
                 "type": event.type,
                 "patient": patient_ref(event.patient_id),
-                "commands": len(result.commands),
+                "commands": emitted,
             },
         )
 
+    def build_timers(partition: int) -> None:
+        """Index a newly owned partition's patients from the state table (once)."""
+        entries = []
+        for key, raw in states.items():
+            if partition_of(key, PATIENT_PARTITIONS) == partition and raw:
+                state = PatientState.model_validate_json(raw)
+                entries.append((state.patient_id, next_due(state)))
+        timers.build(partition, entries)
+
+    async def on_tick_raw(raw: bytes, partition: int) -> None:
+        event = parse_event(raw)
+        if not isinstance(event, ClockAdvanced):
+            raise ValueError(f"unexpected {event.type} on {CLOCK}")
+        now = event.payload.now
+        with LATENCY.labels(event.type).time():
+            async with applying:
+                if not timers.built(partition):
+                    build_timers(partition)
+                due = timers.pop_due(partition, now)
+                for patient_id in due:
+                    await apply(patient_id, ClockTicked(), now, partition)
+        EVENTS.labels(CLOCK, event.type, "ok").inc()
+        if due:
+            log.info("tick", extra={"partition": partition, "due": len(due)})
+
     @app.agent(patient_events, concurrency=1)
     async def on_patient_event(stream: Any) -> None:
-        async for key, raw in stream.items():
+        async for event in stream.events():
+            raw, key = event.value, event.key
             try:
-                await handle(key, raw)
+                await on_patient_event_raw(key, raw, event.message.partition)
             except (ValidationError, ValueError) as exc:
                 EVENTS.labels(PATIENT_EVENTS, "unknown", "dead_letter").inc()
                 log.warning(
                     "unparseable event sent to the dead-letter topic: %s", type(exc).__name__
                 )
-                await dead_letter(key, raw, f"invalid: {exc}")
+                await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {exc}")
+
+    @app.agent(clock, concurrency=1)
+    async def on_tick(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await on_tick_raw(event.value, event.message.partition)
+            except (ValidationError, ValueError) as exc:
+                EVENTS.labels(CLOCK, "unknown", "dead_letter").inc()
+                log.warning("bad clock event sent to the dead-letter topic: %s", type(exc).__name__)
+                await dead_letter(event.key, event.value, CLOCK, f"invalid: {exc}")
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == CLOCK:
+                timers.drop(tp.partition)
 
     @app.task  # type: ignore[untyped-decorator]
     async def open_store() -> None:

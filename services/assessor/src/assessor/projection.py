@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from assessor.rules import PatientState, day_number, phase_of
+from assessor.rules import PatientState, alerts_view, day_number, phase_of
 
 
 def recovery_view(state: PatientState) -> dict[str, Any] | None:
@@ -32,7 +32,7 @@ def recovery_view(state: PatientState) -> dict[str, Any] | None:
             }
             for r in state.reports
         ],
-        "alerts": [],
+        "alerts": alerts_view(state),
     }
 
 

@@ -448,6 +448,21 @@ def create_app(
         )
         return response
 
+    @app.get(
+        "/v1/clock",
+        dependencies=[auth],
+        responses={401: _error("Missing or wrong bearer token"), 503: _error("Database down")},
+    )
+    async def read_clock() -> dict[str, object]:
+        """The clock events are stamped with: simulated (``null`` until first set) or wall."""
+        if not settings.simulated_clock:
+            return {"now": wall_clock().isoformat(), "simulated": False}
+        try:
+            now = await registry.simulated_now(deps().pool)
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        return {"now": now.isoformat() if now else None, "simulated": True}
+
     @app.post(
         "/v1/clock",
         status_code=202,
