@@ -127,7 +127,7 @@ async def claim_due(
             )
             UPDATE notifier.notifications n
             SET status = 'sending', attempts = n.attempts + 1, lease_until = $2 + $3::interval,
-                call_started_at = NULL, updated_at = $2
+                updated_at = $2
             FROM due WHERE n.notification_id = due.notification_id
             RETURNING {_N_COLUMNS}
             """,  # noqa: S608 - a constant column list
@@ -489,8 +489,8 @@ async def escalate_due(
                 UPDATE notifier.notifications SET escalations_done = $2,
                     status = CASE WHEN status IN ('sent', 'delivered', 'failed', 'sending',
                         'scheduled') THEN 'escalated' ELSE status END,
-                    next_escalation_at = CASE WHEN $2::int < $3::int THEN $4::timestamptz + $5::interval
-                        ELSE NULL END,
+                    next_escalation_at = CASE WHEN $2::int < $3::int
+                        THEN $4::timestamptz + $5::interval ELSE NULL END,
                     updated_at = $6
                 WHERE notification_id = $1
                 """,

@@ -464,6 +464,13 @@ class Notifier:
             wall,
             verify_before_send=verify,
         )
+        log.info(
+            "notification will be retried in %.1f s%s: %s",
+            delay.total_seconds(),
+            " after a look-up at the provider" if verify else "",
+            exc,
+            extra={"notification_id": str(row["notification_id"])},
+        )
 
     async def _opted_out_at_provider(self, row: asyncpg.Record) -> None:
         """Twilio 21610: the patient opted out at the carrier. Suppress here at once, and tell

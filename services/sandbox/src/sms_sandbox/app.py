@@ -384,12 +384,15 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     @app.post(API_PREFIX + "/{account_sid}/Messages.json", status_code=201)
     async def create_message(account_sid: str, request: Request) -> Response:
         sandbox.check_auth(request, account_sid)
+        # The request is read before any fault: a slow answer still creates the message even
+        # when the client has given up waiting, as Twilio does once it has the request.
+        form = await _read_form(request)
         fault = await sandbox.faults.take()
         if fault.mode != "none":
             response = await _apply_fault(fault)
             if response is not None:
                 return response
-        message = await sandbox.create_message(account_sid, await _read_form(request))
+        message = await sandbox.create_message(account_sid, form)
         return JSONResponse(message_json(message), status_code=201)
 
     async def _apply_fault(fault: FaultState) -> Response | None:
