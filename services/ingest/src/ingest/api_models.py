@@ -12,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     Field,
     StrictBool,
     StrictInt,
@@ -32,6 +33,21 @@ from shared.events import (
 # "yes" for consent, is a client bug to report, not to guess at.
 Grade = Annotated[StrictInt, Field(ge=0, le=4, description="0 none … 4 severe")]
 BaselineGrade = Annotated[StrictInt, Field(ge=1, le=4)]
+
+
+def _iso_text(value: object) -> object:
+    """Dates and instants are ISO 8601 strings (pydantic would also take Unix seconds)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string")
+    return value
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_text),
+    Field(description="ISO 8601 with an offset", examples=["2026-03-09T18:30:00-05:00"]),
+]
+Day = Annotated[dt.date, BeforeValidator(_iso_text), Field(examples=["2026-03-02"])]
 
 
 def _e164(value: str) -> str:
@@ -76,7 +92,7 @@ class EnrollmentRequest(Frozen):
     phone: E164Phone
     timezone: TimeZoneName = Field(examples=["America/Chicago"])
     language: Language
-    surgery_date: dt.date
+    surgery_date: Day
     baseline_severity: BaselineGrade
     care_team: CareTeamRequest
     sms_consent: StrictBool
@@ -88,7 +104,7 @@ class EnrollmentRequest(Frozen):
 class SymptomReportRequest(Frozen):
     event_id: uuid.UUID | None = Field(default=None, description="Idempotency key")
     patient_id: PatientId
-    occurred_at: AwareDatetime = Field(description="ISO 8601 with an offset")
+    occurred_at: Instant
     severity: Grade | None = None
     note: Annotated[str, Field(max_length=1000)] | None = None
     source: ReportChannel = "app"
@@ -101,7 +117,7 @@ class SymptomReportRequest(Frozen):
 
 
 class ClockRequest(Frozen):
-    now: AwareDatetime
+    now: Instant
 
 
 class Accepted(Frozen):
