@@ -81,6 +81,7 @@ Interpretations
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -198,7 +199,7 @@ class RuleSettings:
     care_team_day_start: dt.time = dt.time(8)
     care_team_day_end: dt.time = dt.time(18)
 
-    @property
+    @functools.cached_property
     def prompt_days(self) -> tuple[int, ...]:
         """1, 2, 3, 7, 14, 21, 28, then every 14 days through 182, then every 30 through 362."""
         days = list(self.prompt_fixed_days)
@@ -320,11 +321,13 @@ class Decision:
 # --- time -----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure: memoized only for speed
 def day_number(surgery_date: dt.date, instant: dt.datetime, tz: str) -> int:
     """Calendar days from surgery to the patient's local date of ``instant`` (surgery = 0)."""
     return (instant.astimezone(ZoneInfo(tz)).date() - surgery_date).days
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure: memoized only for speed
 def local_instant(date: dt.date, time: dt.time, tz: str) -> dt.datetime:
     """The UTC instant of a local wall time (a time skipped by DST maps to just after the gap,
     a repeated one to its first occurrence)."""
@@ -934,16 +937,18 @@ def _next_timers(state: PatientState, after: dt.datetime, rules: RuleSettings) -
     if profile is None:
         return []
     timers: list[_Timer] = []
+    after_day = day_number(profile.surgery_date, after, profile.timezone)
     for day in rules.prompt_days:
+        if day < after_day:
+            continue
         at = _slot(profile, day, rules.prompt_time)
         if at > after:
             timers.append(_Timer(at, 1, "prompt", day))
             break
     complete_day = rules.monitoring_complete_day
     complete_at = _slot(profile, complete_day, rules.monitoring_complete_time)
-    if complete_at > after and f"{state.patient_id}:monitoring_complete:day{complete_day}" not in (
-        state.emitted
-    ):
+    complete_key = f"{state.patient_id}:monitoring_complete:day{complete_day}"
+    if complete_day >= after_day and complete_at > after and complete_key not in state.emitted:
         timers.append(_Timer(complete_at, 2, "complete", complete_day))
     for day in (
         0,
@@ -952,6 +957,8 @@ def _next_timers(state: PatientState, after: dt.datetime, rules: RuleSettings) -
         rules.persistence_day,
         complete_day,
     ):
+        if day <= after_day:
+            continue
         at = day_start(profile.surgery_date, day, profile.timezone)
         if at > after:
             timers.append(_Timer(at, 3, "boundary", day))

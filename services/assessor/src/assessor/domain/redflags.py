@@ -21,6 +21,7 @@ How the matcher reads text (the choices, so a clinician can argue with them):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Final
@@ -178,5 +179,10 @@ def red_flags(note: str | None) -> tuple[RedFlag, ...]:
     """The red flags a note mentions, in the fixed order of ``RED_FLAGS``; () for none."""
     if not note:
         return ()
+    return _red_flags(note)
+
+
+@functools.lru_cache(maxsize=4096)
+def _red_flags(note: str) -> tuple[RedFlag, ...]:
     text = normalize(note)
     return tuple(flag for flag, pattern in _COMPILED if pattern.search(text))
