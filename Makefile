@@ -35,8 +35,9 @@ typecheck: install ## mypy --strict
 unit: install ## unit tests (no infrastructure)
 	@$(UV) run --frozen pytest tests/unit -q
 
-integration: install ## integration and end-to-end tests on the real stack (started if needed)
-	@deploy/with-stack.sh $(PY) -m pytest tests/integration tests/e2e -q
+integration: install ## integration, end-to-end tests and scenarios on the real stack (started if needed)
+	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios'
+
 
 schemas: install ## re-export the events' JSON Schemas into docs/schemas
 	@$(UV) run --frozen python -m shared.schemas docs/schemas

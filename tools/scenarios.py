@@ -52,7 +52,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tools.client import Stack, eventually
+import httpx
+
+from tools.client import Stack, StackError, eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTLE = 0.75  # seconds an expectation must keep holding (catches late arrivals)
@@ -264,7 +266,11 @@ async def main_async(specs: list[tuple[Path, dict[str, Any]]], tick: dt.timedelt
         runner = Runner(stack, tick)
         failed = 0
         for path, spec in specs:
-            result = await runner.play(path, spec)
+            try:
+                result = await runner.play(path, spec)
+            except (StackError, httpx.HTTPError, AssertionError, ValueError) as exc:
+                result = Result(spec.get("name", path.stem))
+                result.checks.append(("ran to the end", False, f"{type(exc).__name__}: {exc}"))
             print(f"{'PASS' if result.ok else 'FAIL'}  {result.name}  ({path.name})")  # noqa: T201
             for name, ok, detail in result.checks:
                 if not ok:
