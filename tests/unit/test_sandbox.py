@@ -314,6 +314,136 @@ def test_sdk_list_filters_by_to(client: Client) -> None:
     assert [m.body for m in listed] == ["one"]
 
 
+def test_sdk_list_is_newest_first_and_limited(client: Client) -> None:
+    for body in ("one", "two", "three"):
+        client.messages.create(to=PATIENT, from_=SERVICE_NUMBER, body=body)
+    assert [m.body for m in client.messages.list(to=PATIENT, limit=2, page_size=2)] == [
+        "three",
+        "two",
+    ]
+
+
+def test_sdk_list_filters_by_date_sent(client: Client) -> None:
+    sent = client.messages.create(to=PATIENT, from_=SERVICE_NUMBER, body="dated")
+    eventually(lambda: client.messages(sent.sid).fetch().date_sent is not None)
+    when = client.messages(sent.sid).fetch().date_sent
+    hour = dt.timedelta(hours=1)
+    assert [m.sid for m in client.messages.list(to=PATIENT, date_sent_after=when - hour)] == [
+        sent.sid
+    ]
+    assert client.messages.list(to=PATIENT, date_sent_after=when + hour) == []
+    assert client.messages.list(to=PATIENT, date_sent_before=when - hour) == []
+    assert len(client.messages.list(to=PATIENT, date_sent=when)) == 1
+
+
+# --- the notifier's adapter against the sandbox: every path it relies on -----------------------
+
+
+def notifier_sender(sandbox_url: str, timeout: float = 5.0):  # type: ignore[no-untyped-def]
+    from notifier.sms import TwilioSmsSender
+
+    return TwilioSmsSender(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        from_=SERVICE_NUMBER,
+        messaging_service_sid=None,
+        base_url=sandbox_url,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fault", "to", "code", "permanent", "ambiguous"),
+    [
+        ({"mode": "429", "count": 1}, PATIENT, 20429, False, False),
+        ({"mode": "500", "count": 1}, PATIENT, 20500, False, True),
+        ({"mode": "drop", "count": 1}, PATIENT, None, False, True),
+        ({"mode": "slow", "count": 1, "delay_ms": 1500}, PATIENT, None, False, True),
+        (None, "+15005550004", 21610, True, False),
+        (None, "+15005550001", 21211, True, False),
+        (None, "+15005550009", 21614, True, False),
+        (None, "+15005550002", 21612, True, False),
+    ],
+)
+def test_notifier_adapter_classifies_every_error(
+    sandbox_url: str,
+    http: httpx.Client,
+    fault: dict[str, Any] | None,
+    to: str,
+    code: int | None,
+    permanent: bool,
+    ambiguous: bool,
+) -> None:
+    from notifier.sms import SendError
+
+    sender = notifier_sender(sandbox_url, timeout=0.5)
+    if fault:
+        http.post("/sandbox/faults", json=fault).raise_for_status()
+    with pytest.raises(SendError) as info:
+        asyncio.run(sender.send(to, "hello"))
+    assert (info.value.code, info.value.permanent, info.value.ambiguous) == (
+        code,
+        permanent,
+        ambiguous,
+    )
+    assert to not in str(info.value)
+    if fault and fault["mode"] == "slow":  # the provider had the request: the text exists
+        eventually(lambda: len(http.get("/sandbox/messages").json()["messages"]) == 1)
+
+
+def test_notifier_adapter_sends_and_finds_its_message_again(
+    sandbox_url: str, http: httpx.Client
+) -> None:
+    sender = notifier_sender(sandbox_url)
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    result = asyncio.run(sender.send(PATIENT, "find me"))
+    assert re.fullmatch(r"SM[0-9a-f]{32}", result.provider_sid)
+    assert result.status == "queued"
+    found = asyncio.run(sender.recent(PATIENT, before))
+    assert [(m.sid, m.body, m.to) for m in found] == [(result.provider_sid, "find me", PATIENT)]
+    assert found[0].date_created is not None
+    assert (
+        asyncio.run(sender.recent(PATIENT, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))) == []
+    )
+    assert asyncio.run(sender.recent("+15555550999", before)) == []
+
+
+def test_notifier_adapter_lookup_errors_are_send_errors(sandbox_url: str) -> None:
+    from notifier.sms import SendError, TwilioSmsSender
+
+    wrong = TwilioSmsSender(
+        ACCOUNT_SID, "wrong", from_=SERVICE_NUMBER, messaging_service_sid=None,
+        base_url=sandbox_url,
+    )  # fmt: skip
+    with pytest.raises(SendError) as info:
+        asyncio.run(wrong.recent(PATIENT, dt.datetime.now(dt.UTC)))
+    assert str(info.value) == "twilio list 401"
+    closed = notifier_sender("http://127.0.0.1:9")
+    with pytest.raises(SendError):
+        asyncio.run(closed.recent(PATIENT, dt.datetime.now(dt.UTC)))
+
+
+def test_status_callback_url_is_passed_and_signed(
+    sandbox_url: str, receiver: tuple[Receiver, str]
+) -> None:
+    from notifier.sms import TwilioSmsSender
+
+    rec, receiver_url = receiver
+    callback = receiver_url + "/v1/twilio/status"
+    sender = TwilioSmsSender(
+        ACCOUNT_SID, AUTH_TOKEN, from_=SERVICE_NUMBER, messaging_service_sid=None,
+        base_url=sandbox_url, status_callback=callback,
+    )  # fmt: skip
+    result = asyncio.run(sender.send(PATIENT, "with a callback"))
+    hits = [rec.next_hit(), rec.next_hit()]
+    assert [h.form["MessageStatus"] for h in hits] == ["sent", "delivered"]
+    for hit in hits:
+        assert hit.form["MessageSid"] == result.provider_sid
+        assert RequestValidator(AUTH_TOKEN).validate(
+            callback, hit.form, hit.headers["x-twilio-signature"]
+        )
+
+
 # --- fault injection --------------------------------------------------------------------------
 
 

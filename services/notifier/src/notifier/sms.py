@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -132,6 +132,9 @@ class TwilioSmsSender:
             listed = self._client.messages.list(to=to, limit=50, page_size=50)
         except TwilioRestException as exc:
             raise classify(exc) from exc
+        except TwilioException as exc:  # listing raises the base class for non-200 pages
+            status = exc.args[1].status_code if len(exc.args) > 1 else None
+            raise SendError(f"twilio list {status}", code=None, permanent=False) from exc
         except OSError as exc:
             raise SendError(type(exc).__name__, code=None, permanent=False) from exc
         found = []

@@ -34,6 +34,7 @@ from sms_sandbox.twilio_wire import (
     API_VERSION,
     TwilioApiError,
     error_json,
+    filter_date_sent,
     inbound_webhook_form,
     is_e164,
     message_json,
@@ -422,6 +423,10 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         except ValueError:
             page_size = 50
         found = await sandbox.store.list(to=query.get("To"), from_=query.get("From"))
+        try:
+            found = filter_date_sent(found, query)
+        except ValueError:
+            raise TwilioApiError(20001, "Invalid DateSent filter") from None
         return JSONResponse(message_page_json(account_sid, found, page_size))
 
     @app.get(API_PREFIX + "/{account_sid}/Messages/{sid}.json")

@@ -13,6 +13,7 @@ import email.utils
 import math
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ class TwilioError:
 ERRORS: dict[int, TwilioError] = {
     e.code: e
     for e in (
+        TwilioError(20001, 400, "Invalid parameter"),
         TwilioError(20003, 401, "Authenticate"),
         TwilioError(20404, 404, "The requested resource was not found"),
         TwilioError(20429, 429, "Too Many Requests"),
@@ -249,6 +251,48 @@ def message_page_json(
         "start": 0,
         "uri": uri,
     }
+
+
+def _when(value: str) -> dt.datetime:
+    """A ``DateSent`` filter value: ``YYYY-MM-DD`` or an ISO 8601 instant (as the SDK sends)."""
+    if len(value) == 10:
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def filter_date_sent(
+    messages: list[StoredMessage], query: Mapping[str, str]
+) -> list[StoredMessage]:
+    """Twilio's ``DateSent``, ``DateSent<`` and ``DateSent>`` list filters (inclusive; a
+    message not sent yet has no date and never matches). Raises ``ValueError``."""
+    exact, before, after = query.get("DateSent"), query.get("DateSent<"), query.get("DateSent>")
+    if exact is None and before is None and after is None:
+        return messages
+    out = []
+    for m in messages:
+        sent = m.date_sent
+        if sent is None:
+            continue
+        if exact is not None:
+            day = _when(exact)
+            if len(exact) == 10 and sent.astimezone(dt.UTC).date() != day.date():
+                continue
+            if len(exact) != 10 and sent.replace(microsecond=0) != day:
+                continue
+        if before is not None and sent > _when(before) + _day_if_date(before):
+            continue
+        if after is not None and sent < _when(after):
+            continue
+        out.append(m)
+    return out
+
+
+def _day_if_date(value: str) -> dt.timedelta:
+    """``DateSent<=2026-05-01`` includes that whole day."""
+    return (
+        dt.timedelta(days=1) - dt.timedelta(microseconds=1) if len(value) == 10 else dt.timedelta()
+    )
 
 
 def sandbox_view(message: StoredMessage) -> dict[str, Any]:
