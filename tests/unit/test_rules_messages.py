@@ -343,3 +343,11 @@ def test_reports_before_enrollment_are_evaluated_at_enrollment() -> None:
     state = decide(state, Reported(report), report.occurred_at).state
     result = decide(state, Enrolled(profile(surgery=SURGERY)), report.occurred_at)
     assert [c.kind for c in result.commands] == ["red_flag", "care_team_notified"]
+
+
+def test_a_state_stored_without_a_timer_cursor_gets_one() -> None:
+    course = Course()
+    legacy = course.state.model_copy(update={"timers_done_until": None})
+    result = decide(legacy, ClockTicked(), course.local(0, 12))
+    assert result.state.timers_done_until == course.local(0, 12)
+    assert next_due(result.state) == course.local(1, 10)

@@ -41,7 +41,7 @@ TZS = ["America/Chicago", "Asia/Tokyo", "Pacific/Honolulu", "Europe/Berlin", "Am
 SURGERIES = [dt.date(2026, 3, 2), dt.date(2026, 10, 20), dt.date(2026, 1, 15)]
 NOTES = [None, None, None, None, "ok", "severe headache", "tengo fiebre", "a bit better"]
 SEVERITIES = [0, 0, 0, 1, 1, 2, 3, 4, None]
-FAST = settings(max_examples=40, deadline=None)
+FAST = settings(max_examples=30, deadline=None)
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def test_no_dedupe_key_twice_across_a_course(spec: Spec, data: st.DataObject) ->
         assert c.dedupe_key.startswith(f"p-9:{c.kind}:")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(specs(), st.data())
 def test_deterministic_and_idempotent_under_redelivery(spec: Spec, data: st.DataObject) -> None:
     dups = data.draw(st.frozensets(st.integers(0, max(len(spec.reports) - 1, 0)), min_size=1))

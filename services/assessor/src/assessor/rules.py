@@ -826,6 +826,8 @@ def decide(
         instants.append(new_report.occurred_at)
     target = max(instants)
     run = _Run(state.model_copy(update={"stream_time": target}), now, rules)
+    if run.state.profile is not None and run.state.timers_done_until is None:
+        run.update(timers_done_until=target)  # a state stored before timers existed
     if run.state.profile is not None:
         _advance(run, target)
     if isinstance(event, Enrolled):
