@@ -297,6 +297,12 @@ async def test_wrong_method_is_405_with_allow(client: httpx.AsyncClient) -> None
     assert r.headers["allow"] == "POST"
 
 
+async def test_405_allow_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    r = await client.delete("/v1/clock", headers=AUTH)
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, POST"
+
+
 async def test_clock_is_404_without_the_simulated_clock(client: httpx.AsyncClient) -> None:
     r = await client.post("/v1/clock", json={"now": "2026-09-01T12:00:00Z"}, headers=AUTH)
     assert_error(r, 404, "not_found")

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
@@ -82,13 +83,25 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return error_response(validation_error(exc))
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
         code = codes.get(exc.status_code, "http_error")
-        # Keep the exception's headers (405's ``Allow``).
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
+        # Keep the exception's headers; for 405, ``Allow`` lists the methods of every route
+        # on the path (Starlette names only the first route's when a path has several).
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            methods = {
+                method
+                for route in request.app.router.routes
+                if isinstance(route, Route) and route.path_regex.match(request.url.path)
+                for method in route.methods or ()
+            }
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+        return error_response(
+            ApiError(exc.status_code, code, str(exc.detail), headers=headers or None)
+        )
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import (
@@ -26,7 +27,6 @@ from shared.events import (
     PatientEnrolledPayload,
     PatientId,
     ReportChannel,
-    TimeZoneName,
 )
 
 # Numbers and booleans must be JSON numbers and booleans: "3" or 3.0 for a grade, or
@@ -48,6 +48,27 @@ Instant = Annotated[
     Field(description="ISO 8601 with an offset", examples=["2026-03-09T18:30:00-05:00"]),
 ]
 Day = Annotated[dt.date, BeforeValidator(_iso_text), Field(examples=["2026-03-02"])]
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("must be an IANA time zone name such as America/Chicago") from exc
+    return value
+
+
+#: An IANA time zone name: the pattern gives the shape, the zone database decides.
+Zone = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+        examples=["America/Chicago"],
+    ),
+    AfterValidator(_iana_zone),
+]
 
 
 def _e164(value: str) -> str:
@@ -81,16 +102,19 @@ E164Phone = Annotated[
 ]
 
 
+CareTeamPhone = Annotated[E164Phone, Field(examples=["+15550001111"])]
+
+
 class CareTeamRequest(Frozen):
-    on_call: E164Phone
-    backup: E164Phone | None = None
-    timezone: TimeZoneName | None = None
+    on_call: CareTeamPhone
+    backup: CareTeamPhone | None = None
+    timezone: Zone | None = None
 
 
 class EnrollmentRequest(Frozen):
     patient_id: PatientId
     phone: E164Phone
-    timezone: TimeZoneName = Field(examples=["America/Chicago"])
+    timezone: Zone
     language: Language
     surgery_date: Day
     baseline_severity: BaselineGrade

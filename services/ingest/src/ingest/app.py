@@ -395,10 +395,8 @@ def create_app(
     async def report(
         body: SymptomReportRequest, idempotency_key: IdempotencyKey = None
     ) -> Response:
-        """Record one symptom report. ``event_id`` (or ``Idempotency-Key``) makes a retry safe:
-        the same id twice is accepted twice and counted once."""
-        if body.event_id is not None and idempotency_key not in (None, str(body.event_id)):
-            raise invalid("Idempotency-Key", "differs from the body's event_id")
+        """Record one symptom report. ``event_id`` (or, without one, ``Idempotency-Key``)
+        makes a retry safe: the same id twice is accepted twice and counted once."""
         res = deps()
         key = str(body.event_id) if body.event_id is not None else idempotency_key
         scope = "symptom-report"
