@@ -146,6 +146,9 @@ class Sandbox:
         )
         self._http: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # A burst of thousands of messages must not put thousands of callbacks into httpx's
+        # pool at once (its queue scan is linear per request and starves the event loop).
+        self._callback_slots = asyncio.Semaphore(settings.callback_concurrency)
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -244,7 +247,8 @@ class Sandbox:
         for attempt in range(1, attempts + 1):
             reason: str
             try:
-                response = await self.http().post(url, data=form, headers=headers)
+                async with self._callback_slots:
+                    response = await self.http().post(url, data=form, headers=headers)
             except httpx.HTTPError as exc:
                 reason = type(exc).__name__
             else:

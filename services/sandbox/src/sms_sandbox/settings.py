@@ -38,6 +38,10 @@ class SandboxSettings(BaseSettings):
     callback_delay_ms: int = Field(default=100, ge=0, validation_alias="SANDBOX_CALLBACK_DELAY_MS")
     #: Attempts per status callback (the first try plus retries).
     callback_attempts: int = Field(default=3, ge=1, validation_alias="SANDBOX_CALLBACK_ATTEMPTS")
+    #: Status callbacks in flight at once (the rest wait their turn).
+    callback_concurrency: int = Field(
+        default=16, ge=1, validation_alias="SANDBOX_CALLBACK_CONCURRENCY"
+    )
     callback_timeout_s: float = Field(
         default=5.0, gt=0, validation_alias="SANDBOX_CALLBACK_TIMEOUT_S"
     )
