@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -139,3 +140,52 @@ async def test_the_token_is_required(stack: Stack) -> None:
     assert r.status_code == 401
     r = await stack.notifier.post(f"/v1/alerts/{uuid.uuid4()}/ack", headers=bare)
     assert r.status_code == 401
+
+
+async def stack_today(stack: Stack) -> dt.date:
+    """The stack's date: the simulated clock (read from the 409 a step back in time gets),
+    else the wall clock."""
+    r = await stack.ingest.post("/v1/clock", json={"now": "2000-01-01T00:00:00Z"})
+    if r.status_code == 409:
+        found = re.search(r"\d{4}-\d{2}-\d{2}", r.json()["error"]["message"])
+        if found:
+            return dt.date.fromisoformat(found.group(0))
+    return dt.datetime.now(dt.UTC).date()
+
+
+async def test_ack_by_sms_and_delivery_callbacks_end_to_end(stack: Stack, decisions: Any) -> None:
+    """Sandbox → ingest → provider-events.v1 → notifier: the status callbacks mark the text
+    delivered, and ``ACK <code>`` texted from the on-call phone acknowledges the page."""
+    patient_id, phone, on_call = random_patient_id(), random_phone(), random_phone()
+    enrolled = await stack.ingest.post(
+        "/v1/patients",
+        json={
+            "patient_id": patient_id,
+            "phone": phone,
+            "timezone": "America/Chicago",
+            "language": "en",
+            "surgery_date": (await stack_today(stack)).isoformat(),
+            "baseline_severity": 3,
+            "care_team": {"on_call": on_call, "timezone": "America/Chicago"},
+            "sms_consent": True,
+        },
+    )
+    assert enrolled.status_code == 202, enrolled.text
+    text = decision(patient_id, "reassurance", "patient", "routine", phone)
+    alert = decision(patient_id, "red_flag", "care_team", "urgent", on_call)
+    for event in (text, alert):
+        await publish(decisions, DECISIONS, event)
+    found = await settled(stack, patient_id, 2)
+    body = next(n["body"] for n in found if n["kind"] == "red_flag")
+    code = body.rsplit(" ", 1)[-1]
+
+    r = await stack.sandbox.post("/sandbox/inbound", json={"from": on_call, "body": f"ACK {code}"})
+    assert r.status_code == 200, r.text
+    statuses: dict[str, str] = {}
+    for _ in range(600):  # callbacks queue behind everything else the sandbox delivered
+        r = await stack.notifier.get(f"/v1/patients/{patient_id}/notifications")
+        statuses = {n["kind"]: n["status"] for n in r.json()["notifications"]}
+        if statuses == {"reassurance": "delivered", "red_flag": "acknowledged"}:
+            break
+        await asyncio.sleep(0.1)
+    assert statuses == {"reassurance": "delivered", "red_flag": "acknowledged"}
