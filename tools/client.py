@@ -111,3 +111,32 @@ async def eventually(probe: Any, within: float = 20.0, every: float = 0.2) -> An
         if result or loop.time() > deadline:
             return result
         await asyncio.sleep(every)
+
+
+async def consumers_caught_up(
+    bootstrap: str, prefixes: tuple[str, ...] = ("assessor", "notifier")
+) -> bool:
+    """True when every consumer group named with one of ``prefixes`` has committed up to the
+    end of every partition it reads (the pipeline has nothing left in flight)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await probe.start()
+    try:
+        groups = [
+            g[0] for g in await admin.list_consumer_groups() if str(g[0]).startswith(prefixes)
+        ]
+        for group in groups:
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                continue
+            ends = await probe.end_offsets(list(committed))
+            if any(meta.offset < ends[tp] for tp, meta in committed.items()):
+                return False
+        return True
+    finally:
+        await probe.stop()
+        await admin.close()

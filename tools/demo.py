@@ -13,14 +13,16 @@ import asyncio
 import collections
 import datetime as dt
 import json
+import os
 import random
+import secrets
 import sys
 import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tools.client import Stack, StackError, eventually
+from tools.client import Stack, StackError, consumers_caught_up, eventually
 from tools.cohort import PROMPT_DAYS, PUBLISHED, Course, make_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +40,7 @@ class Demo:
         self.cohort = cohort
         self.sms_share = sms_share
         self.rng = random.Random(seed)  # noqa: S311 - a seeded simulation
-        self.phones = {c.patient_id: f"+1555{7000000 + i:07d}" for i, c in enumerate(cohort)}
+        self.phones: dict[str, str] = {}
         self.answered: set[tuple[str, int]] = set()
         self.limit = asyncio.Semaphore(16)
         self.snapshots: dict[int, dict[str, dict[str, Any]]] = {}
@@ -98,19 +100,15 @@ class Demo:
                     out.append((c, day))
         return out
 
-    async def settle(self, at: dt.datetime) -> None:
-        """Wait until the assessor has seen the clock reach ``at`` for every patient."""
+    async def settle(self) -> None:
+        """Wait until the assessor and the notifier have consumed everything."""
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
-        async def caught_up() -> bool:
-            docs = await asyncio.gather(
-                *(self.bounded(self.stack.recovery(c.patient_id)) for c in self.cohort)
-            )
-            return all(
-                d is not None and dt.datetime.fromisoformat(d["stream_time"]) >= at for d in docs
-            )
+        async def quiet() -> bool:
+            return await consumers_caught_up(bootstrap)
 
-        if not await eventually(caught_up, within=120, every=0.5):
-            raise StackError("the assessor did not catch up with the clock within 120 s")
+        if not await eventually(quiet, within=180, every=0.5):
+            raise StackError("the pipeline did not catch up within 180 s")
 
     async def snapshot(self, day: int) -> None:
         docs = await asyncio.gather(
@@ -128,7 +126,11 @@ class Demo:
         self.cohort = [
             Course(**{**c.__dict__, "patient_id": f"{c.patient_id}-{run}"}) for c in self.cohort
         ]
-        self.phones = {c.patient_id: f"+1555{7000000 + i:07d}" for i, c in enumerate(self.cohort)}
+        # Fresh numbers each run: a phone belongs to one patient (ingest refuses reuse).
+        numbers = secrets.SystemRandom().sample(range(10**7), len(self.cohort))
+        self.phones = {
+            c.patient_id: f"+1555{n:07d}" for c, n in zip(self.cohort, numbers, strict=True)
+        }
         await self.stack.set_clock(
             dt.datetime.combine(surgery - dt.timedelta(days=1), dt.time(12), dt.UTC)
         )
@@ -143,12 +145,14 @@ class Demo:
                     *(self.bounded(self.answer(c, d, at)) for c, d in self.due_answers(surgery, at))
                 )
             if day in SNAPSHOT_DAYS:
-                await self.settle(at)
+                await self.settle()
                 await self.snapshot(day)
                 say(
                     f"  {SNAPSHOT_DAYS[day]:>9}: day {day}, {self.reports} reports so far, "
                     f"{time.monotonic() - t0:.0f} s"
                 )
+        await self.settle()
+        await asyncio.sleep(2)  # the notifier's dispatcher sends what became due
         notes = await asyncio.gather(
             *(self.bounded(self.stack.notifications(c.patient_id)) for c in self.cohort)
         )
