@@ -50,6 +50,7 @@ async def text(stack: Stack, phone: str, body: str) -> dict[str, Any]:
 
 async def test_a_texted_2_becomes_a_report_in_the_assessor(stack: Stack, watch: TopicWatch) -> None:
     patient = await enroll(stack)
+    await watch.mark()
     pid = patient["patient_id"]
     result = await text(stack, patient["phone"], "2")
     assert "recorded your twitching as 2" in result["twiml"]
@@ -79,6 +80,7 @@ async def test_a_texted_2_becomes_a_report_in_the_assessor(stack: Stack, watch: 
 
 async def test_a_texted_stop_publishes_consent_changed(stack: Stack, watch: TopicWatch) -> None:
     patient = await enroll(stack)
+    await watch.mark()
     result = await text(stack, patient["phone"], "STOP")
     assert "<Message>" not in result["twiml"]  # Twilio itself confirms an opt-out
     [record] = await watch.records(patient["patient_id"])
@@ -94,6 +96,7 @@ async def test_a_texted_stop_publishes_consent_changed(stack: Stack, watch: Topi
 
 async def test_twilio_opt_out_type_field_counts_as_stop(stack: Stack, watch: TopicWatch) -> None:
     patient = await enroll(stack)
+    await watch.mark()
     form = {**inbound_form(patient["phone"], "please stop texting me"), "OptOutType": "STOP"}
     r = await post_webhook(stack.ingest, "/v1/twilio/inbound", form)
     assert r.status_code == 200
@@ -103,6 +106,7 @@ async def test_twilio_opt_out_type_field_counts_as_stop(stack: Stack, watch: Top
 
 async def test_free_text_reaches_the_assessor_as_a_note(stack: Stack, watch: TopicWatch) -> None:
     patient = await enroll(stack, language="es")
+    await watch.mark()
     result = await text(stack, patient["phone"], "tengo fiebre y la cara caída")
     assert "Gracias" in result["twiml"]
     [record] = await watch.records(patient["patient_id"])
@@ -115,6 +119,7 @@ async def test_free_text_reaches_the_assessor_as_a_note(stack: Stack, watch: Top
 
 async def test_help_answers_and_publishes_nothing(stack: Stack, watch: TopicWatch) -> None:
     patient = await enroll(stack)
+    await watch.mark()
     result = await text(stack, patient["phone"], "HELP")
     assert "STOP" in result["twiml"]
     assert await watch.records(patient["patient_id"]) == []
@@ -124,6 +129,7 @@ async def test_ack_from_the_care_team_goes_to_provider_events(
     stack: Stack, watch: TopicWatch
 ) -> None:
     patient = await enroll(stack)
+    await watch.mark()
     code = uuid.uuid4().hex[:8].upper()
     result = await text(stack, patient["care_team"]["backup"], f"ack {code}")
     assert f"ACK {code} received" in result["twiml"]
@@ -168,6 +174,7 @@ async def test_replayed_webhook_publishes_the_same_event_once(
     stack: Stack, watch: TopicWatch
 ) -> None:
     patient = await enroll(stack)
+    await watch.mark()
     form = inbound_form(patient["phone"], "1")
     answers = [await post_webhook(stack.ingest, "/v1/twilio/inbound", form) for _ in range(3)]
     assert {a.status_code for a in answers} == {200}
