@@ -229,6 +229,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 due = timers.pop_due(partition, now)
                 for patient_id in due:
                     await apply(patient_id, ClockTicked(), now, partition)
+        await projection.save_clock(await store.get(), partition, now)
         EVENTS.labels(CLOCK, event.type, "ok").inc()
         if due:
             log.info("tick", extra={"partition": partition, "due": len(due)})

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import asyncpg
 
 from assessor.rules import PatientState, alerts_view, day_number, phase_of
+from assessor.timers import partition_of
+from shared.topics import PATIENT_PARTITIONS
 
 
 def recovery_view(state: PatientState) -> dict[str, Any] | None:
@@ -33,6 +36,8 @@ def recovery_view(state: PatientState) -> dict[str, Any] | None:
             for r in state.reports
         ],
         "alerts": alerts_view(state),
+        "surgery_date": profile.surgery_date,
+        "timezone": profile.timezone,
     }
 
 
@@ -40,12 +45,13 @@ async def save(pool: asyncpg.Pool, view: dict[str, Any]) -> None:
     await pool.execute(
         """
         INSERT INTO assessor.recovery (patient_id, phase, day, stream_time, baseline_severity,
-            latest_severity, reports, alerts, updated_at)
-        VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7::jsonb, $8::jsonb, now())
+            latest_severity, reports, alerts, surgery_date, timezone, updated_at)
+        VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7::jsonb, $8::jsonb, $9, $10, now())
         ON CONFLICT (patient_id) DO UPDATE SET phase = EXCLUDED.phase, day = EXCLUDED.day,
             stream_time = EXCLUDED.stream_time, baseline_severity = EXCLUDED.baseline_severity,
             latest_severity = EXCLUDED.latest_severity, reports = EXCLUDED.reports,
-            alerts = EXCLUDED.alerts, updated_at = now()
+            alerts = EXCLUDED.alerts, surgery_date = EXCLUDED.surgery_date,
+            timezone = EXCLUDED.timezone, updated_at = now()
         """,
         view["patient_id"],
         view["phase"],
@@ -55,22 +61,44 @@ async def save(pool: asyncpg.Pool, view: dict[str, Any]) -> None:
         view["latest_severity"],
         json.dumps(view["reports"]),
         json.dumps(view["alerts"]),
+        view["surgery_date"],
+        view["timezone"],
+    )
+
+
+async def save_clock(pool: asyncpg.Pool, partition: int, now: dt.datetime) -> None:
+    """Record how far the clock has reached on a partition (never backwards)."""
+    await pool.execute(
+        "INSERT INTO assessor.clock (partition, now) VALUES ($1, $2)"
+        " ON CONFLICT (partition) DO UPDATE SET now = GREATEST(assessor.clock.now, EXCLUDED.now)",
+        partition,
+        now,
     )
 
 
 async def load(pool: asyncpg.Pool, patient_id: str) -> dict[str, Any] | None:
+    """The recovery document as of now: stream time and day move with the clock."""
     row = await pool.fetchrow(
-        "SELECT patient_id, phase, day, stream_time, baseline_severity, latest_severity,"
-        " reports, alerts FROM assessor.recovery WHERE patient_id = $1",
+        "SELECT r.patient_id, r.phase, r.day, r.stream_time, r.baseline_severity,"
+        " r.latest_severity, r.reports, r.alerts, r.surgery_date, r.timezone, c.now AS clock"
+        " FROM assessor.recovery r LEFT JOIN assessor.clock c ON c.partition = $2"
+        " WHERE r.patient_id = $1",
         patient_id,
+        partition_of(patient_id.encode(), PATIENT_PARTITIONS),
     )
     if row is None:
         return None
+    stream_time: dt.datetime = row["stream_time"]
+    day: int = row["day"]
+    if row["clock"] is not None and row["clock"] > stream_time:
+        stream_time = row["clock"]
+        if row["surgery_date"] is not None:
+            day = day_number(row["surgery_date"], stream_time, row["timezone"])
     return {
         "patient_id": row["patient_id"],
         "phase": row["phase"],
-        "day": row["day"],
-        "stream_time": row["stream_time"].isoformat().replace("+00:00", "Z"),
+        "day": day,
+        "stream_time": stream_time.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
         "baseline_severity": row["baseline_severity"],
         "latest_severity": row["latest_severity"],
         "reports": json.loads(row["reports"]),
