@@ -17,25 +17,21 @@ from tests.e2e.test_ingest_support import (
     PATIENT_EVENTS,
     PROVIDER_EVENTS,
     TopicWatch,
+    clock_now,
     enroll,
     enrollment_body,
     error_code,
     inbound_form,
     new_sid,
     post_webhook,
-    requires_wall_clock,
     sign,
 )
-
-pytestmark = requires_wall_clock
-
-NOW = dt.datetime.now(dt.UTC)
 
 
 def report(pid: str, /, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "patient_id": pid,
-        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+        "occurred_at": clock_now().isoformat(),
         "severity": 2,
         "source": "app",
     }
@@ -87,7 +83,7 @@ REPORT_CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("occurred_at a date only", {"occurred_at": "2026-03-09"}, 422, "invalid_fields"),
     (
         "occurred_at far in the future",
-        {"occurred_at": (NOW + dt.timedelta(days=30)).isoformat()},
+        {"occurred_at": (clock_now() + dt.timedelta(days=30)).isoformat()},
         422,
         "invalid_fields",
     ),

@@ -22,10 +22,7 @@ from tests.e2e.test_ingest_support import (
     inbound_form,
     new_sid,
     post_webhook,
-    requires_wall_clock,
 )
-
-pytestmark = requires_wall_clock
 
 
 @pytest.fixture(scope="module")

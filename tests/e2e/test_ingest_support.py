@@ -15,12 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from twilio.request_validator import RequestValidator
 
 from shared.topics import TOPICS
-from tests.e2e.conftest import ROOT, Stack, random_patient_id, random_phone
+from tests.e2e.conftest import Stack, _token, random_patient_id, random_phone
 
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PATIENT_EVENTS = "patient-events.v1"
@@ -116,7 +115,7 @@ async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 15.0) 
 
 
 def enrollment_body(days_since_surgery: int = 5, **changes: Any) -> dict[str, Any]:
-    today = dt.datetime.now(ZoneInfo(TZ)).date()
+    today = clock_now().astimezone(ZoneInfo(TZ)).date()
     body: dict[str, Any] = {
         "patient_id": random_patient_id(),
         "phone": random_phone(),
@@ -181,16 +180,32 @@ def error_code(response: httpx.Response) -> str:
     return str(body["error"]["code"])
 
 
-def _stack_mode() -> str:
-    path = ROOT / ".run" / "stack.mode"
-    return path.read_text().strip() if path.exists() else ""
+_NOW: list[dt.datetime] = []
 
 
-#: These tests stamp reports with today's wall clock; a stack started with the simulated
-#: clock (``make demo``) answers them 409 ``clock_not_set`` or puts them at another time.
-#: ``SIMULATED_CLOCK`` in the environment says how the stack under test runs; without it,
-#: the mode ``make up`` recorded in ``.run/stack.mode``.
-requires_wall_clock = pytest.mark.skipif(
-    os.environ.get("SIMULATED_CLOCK", _stack_mode().partition("=")[2] or "0") == "1",
-    reason="the stack runs with SIMULATED_CLOCK=1",
-)
+def clock_now() -> dt.datetime:
+    """ "Now" on the stack under test, read once per session: the wall clock, or on a
+    simulated clock (``make test`` runs one; scenarios move it) the clock moved to just past
+    both its own time and the wall time. Reports stamped with it are never in the future."""
+    if _NOW:
+        return _NOW[0]
+    headers = {"Authorization": f"Bearer {_token()}"}
+    base = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
+    body = httpx.get(f"{base}/v1/clock", headers=headers, timeout=10).json()
+    wall = dt.datetime.now(dt.UTC)
+    now = wall
+    if body["simulated"]:
+        current = dt.datetime.fromisoformat(body["now"]) if body["now"] else wall
+        now = max(current, wall) + dt.timedelta(seconds=1)
+        moved = httpx.post(
+            f"{base}/v1/clock", json={"now": now.isoformat()}, headers=headers, timeout=10
+        )
+        assert moved.status_code == 202, moved.text
+    _NOW.append(now)
+    return now
+
+
+def stack_is_simulated() -> bool:
+    headers = {"Authorization": f"Bearer {_token()}"}
+    base = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
+    return bool(httpx.get(f"{base}/v1/clock", headers=headers, timeout=10).json()["simulated"])

@@ -93,7 +93,10 @@ async def harness(scratch_url: str) -> AsyncIterator[Harness]:
         return Resources(pool, producer)  # type: ignore[arg-type]
 
     settings = IngestSettings(
-        API_TOKEN=TOKEN, TWILIO_AUTH_TOKEN=TWILIO_TOKEN, PUBLIC_BASE_URL=PUBLIC
+        API_TOKEN=TOKEN,
+        TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+        PUBLIC_BASE_URL=PUBLIC,
+        SIMULATED_CLOCK=False,  # its own wall clock, whatever mode the stack runs in
     )
     app = create_app(settings, connect=connect)
     async with (
