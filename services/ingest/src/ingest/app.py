@@ -39,6 +39,7 @@ from ingest.api_models import (
     SymptomReportRequest,
 )
 from ingest.settings import IngestSettings
+from ingest.ticker import run_ticker
 from shared.db import create_pool, migrate
 from shared.events import (
     ClockAdvanced,
@@ -222,6 +223,8 @@ def create_app(
                 delay = min(delay * 2, 10.0)
             else:
                 log.info("connected to Kafka and PostgreSQL")
+                if not settings.simulated_clock and settings.tick_interval_s > 0:
+                    await run_ticker(resources.producer, wall_clock, settings.tick_interval_s)
                 return
 
     @contextlib.asynccontextmanager

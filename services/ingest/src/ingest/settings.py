@@ -19,6 +19,8 @@ class IngestSettings(CommonSettings):
         default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL"
     )
     clinic_name: str = Field(default="the MVD clinic", validation_alias="CLINIC_NAME")
+    #: With the wall clock, how often to publish the time to clock.v1 (0: never).
+    tick_interval_s: float = Field(default=60.0, ge=0, validation_alias="CLOCK_TICK_SECONDS")
     #: How far ahead of the clock a report's ``occurred_at`` may be (device clock skew).
     max_future_skew: dt.timedelta = dt.timedelta(minutes=10)
     #: How old a report's ``occurred_at`` may be (monitoring lasts a year after surgery).
