@@ -67,9 +67,7 @@ async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS) -
                     ]
                 )
             created = [s.name for s in missing]
-        described = {
-            d["topic"]: d for d in await admin.describe_topics([s.name for s in specs])
-        }
+        described = {d["topic"]: d for d in await admin.describe_topics([s.name for s in specs])}
         for spec in specs:
             got = len(described[spec.name]["partitions"])
             if got != spec.partitions:
