@@ -14,7 +14,7 @@ from notifier import ledger
 from notifier.sms import SendError
 from notifier.templates import render
 from shared.events import encode_event
-from shared.topics import DEADLETTER, TopicSpec, ensure_topics
+from shared.topics import DEADLETTER
 from tests.integration import test_notifier_support as support
 from tests.integration.conftest import KAFKA_BOOTSTRAP
 from tests.integration.test_notifier_support import (
@@ -24,6 +24,7 @@ from tests.integration.test_notifier_support import (
     decision,
     make_notifier,
     read_topic,
+    scratch_topic,
     statuses,
 )
 
@@ -105,8 +106,7 @@ async def dead_letter_keys() -> set[bytes]:
 
 
 async def test_consumed_from_kafka_once_garbage_to_dead_letter(ledger_pool, producer) -> None:  # type: ignore[no-untyped-def]
-    topic = "it-decisions-" + secrets.token_hex(4)
-    await ensure_topics(KAFKA_BOOTSTRAP, (TopicSpec(topic, 2),))
+    topic = await scratch_topic("it-decisions-", 2)
     event = decision()
     garbage_key = ("garbage-" + secrets.token_hex(4)).encode()
     for value in (encode_event(event), encode_event(event)):

@@ -17,7 +17,6 @@ from notifier import ledger
 from notifier.service import Notifier, SimulatedClock
 from notifier.sms import SendError
 from shared.events import AckReceived, ClockAdvanced, encode_event
-from shared.topics import TopicSpec, ensure_topics
 from tests.integration import test_notifier_support as support
 from tests.integration.conftest import KAFKA_BOOTSTRAP
 from tests.integration.test_notifier_delivery import status_event
@@ -29,6 +28,7 @@ from tests.integration.test_notifier_support import (
     decision,
     make_notifier,
     page,
+    scratch_topic,
 )
 
 ledger_pool = support.ledger_pool  # fixtures
@@ -190,8 +190,7 @@ async def test_an_undeliverable_page_goes_to_the_backup_at_once(
 async def test_simulated_clock_from_every_partition_survives_a_restart(
     ledger_pool, producer
 ) -> None:  # type: ignore[no-untyped-def]
-    topic = "it-clock-" + secrets.token_hex(4)
-    await ensure_topics(KAFKA_BOOTSTRAP, (TopicSpec(topic, 3),))
+    topic = await scratch_topic("it-clock-", 3)
     times = [NOW + dt.timedelta(days=d) for d in (3, 1, 2)]
     for partition, when in enumerate(times):
         event = ClockAdvanced.model_validate(

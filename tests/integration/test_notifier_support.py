@@ -3,6 +3,7 @@ the clocks, decisions, an in-process SMS sandbox on a free port, topic readers."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 import uuid
@@ -134,12 +135,25 @@ async def producer():  # type: ignore[no-untyped-def]
     await p.stop()
 
 
+async def scratch_topic(prefix: str, partitions: int) -> str:
+    """A new topic; retried while the broker's metadata has not caught up with its creation
+    (``ensure_topics`` may describe it with 0 partitions right after creating it)."""
+    topic = prefix + secrets.token_hex(4)
+    for attempt in range(20):
+        try:
+            await ensure_topics(KAFKA_BOOTSTRAP, (TopicSpec(topic, partitions),))
+            return topic
+        except RuntimeError:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.25)
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 async def patient_topic() -> str:
     """A scratch stand-in for ``patient-events.v1`` (the stack's own is left alone)."""
-    topic = "it-patient-events-" + secrets.token_hex(4)
-    await ensure_topics(KAFKA_BOOTSTRAP, (TopicSpec(topic, 1),))
-    return topic
+    return await scratch_topic("it-patient-events-", 1)
 
 
 FAST = Policy(
