@@ -36,6 +36,7 @@ unit: install ## unit tests (no infrastructure)
 	@$(UV) run --frozen pytest tests/unit -q
 
 integration: install ## integration, end-to-end tests and scenarios on the real stack (started if needed)
+	@deploy/chromium.sh
 	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios'
 
 
