@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope, encode_event
+from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
 
 
 def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -32,9 +35,17 @@ async def publish(
     The key is the event's patient unless given (e.g. a message SID for provider events).
     """
     raw_key = key or event.patient_id
-    await producer.send_and_wait(
-        topic,
-        value=encode_event(event),
-        key=raw_key.encode() if raw_key else None,
-        partition=partition,
-    )
+    kind = str(getattr(event, "type", "unknown"))  # every concrete event has a type
+    start = time.perf_counter()
+    try:
+        await producer.send_and_wait(
+            topic,
+            value=encode_event(event),
+            key=raw_key.encode() if raw_key else None,
+            partition=partition,
+        )
+    except BaseException:
+        EVENTS_PRODUCED.labels(topic, kind, "error").inc()
+        raise
+    PRODUCE_LATENCY.labels(topic).observe(time.perf_counter() - start)
+    EVENTS_PRODUCED.labels(topic, kind, "ok").inc()

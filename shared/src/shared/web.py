@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -17,6 +18,10 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.metrics import HttpMetricsMiddleware
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -214,8 +219,18 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def install_probes(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]) -> None:
-    """``/healthz`` (alive), ``/readyz`` (every dependency reachable) and ``/metrics``."""
+def install_probes(
+    app: FastAPI,
+    ready: Callable[[], Awaitable[dict[str, bool]]],
+    refresh_metrics: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """``/healthz`` (alive), ``/readyz`` (every dependency reachable) and ``/metrics``.
+
+    ``refresh_metrics`` updates gauges computed on scrape (e.g. from the database) first; a
+    failure there is logged and the other metrics are served anyway. Every request is counted
+    and timed by route template (``http_requests_total``, ``http_request_seconds``).
+    """
+    app.add_middleware(HttpMetricsMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -232,4 +247,9 @@ def install_probes(app: FastAPI, ready: Callable[[], Awaitable[dict[str, bool]]]
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if refresh_metrics is not None:
+            try:
+                await refresh_metrics()
+            except Exception:
+                log.warning("metrics refresh failed", exc_info=True)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

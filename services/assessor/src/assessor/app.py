@@ -8,16 +8,18 @@ import datetime as dt
 import hmac
 import logging
 import uuid
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import asyncpg
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
 from assessor import projection
 from assessor.rules import (
+    ALERT_URGENCY,
+    AlertKind,
     ClockTicked,
     ConsentUpdated,
     Decision,
@@ -25,6 +27,7 @@ from assessor.rules import (
     Input,
     Notify,
     PatientState,
+    Phase,
     Report,
     Reported,
     decide,
@@ -52,6 +55,40 @@ log = logging.getLogger(__name__)
 EVENTS = Counter("assessor_events_total", "Events consumed", ["topic", "type", "outcome"])
 DECISIONS_OUT = Counter("assessor_decisions_total", "Decisions emitted", ["kind"])
 LATENCY = Histogram("assessor_event_seconds", "Time to process one event", ["type"])
+ALERTS = Counter("assessor_alerts_total", "Care-team alerts raised", ["kind", "urgency"])
+DEAD = Counter("assessor_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
+# Computed from the read model on each scrape (every replica reports the whole cohort:
+# aggregate with max(), not sum()). Month = whole months since surgery, capped at 12.
+PHASES = Gauge("assessor_patients_by_phase", "Enrolled patients by current phase", ["phase"])
+PHASES_BY_MONTH = Gauge(
+    "assessor_patients_by_month",
+    "Enrolled patients by month since surgery and current phase",
+    ["month", "phase"],
+)
+ALL_PHASES = get_args(Phase)
+for _topic in (PATIENT_EVENTS, CLOCK):
+    EVENTS.labels(_topic, "unknown", "dead_letter")
+    DEAD.labels(_topic)
+for _kind in get_args(AlertKind):
+    ALERTS.labels(_kind, ALERT_URGENCY[_kind])
+
+
+async def refresh_cohort_metrics(pool: asyncpg.Pool) -> None:
+    """Set the phase gauges from the projection; the day moves on with the partition clock."""
+    rows = await pool.fetch(
+        "SELECT r.phase, LEAST(12, FLOOR((r.day + GREATEST(0, EXTRACT(EPOCH FROM"
+        " (COALESCE(c.now, r.stream_time) - r.stream_time)) / 86400)) / 30.4375))::int AS month,"
+        " count(*) AS n FROM assessor.recovery r"
+        " LEFT JOIN (SELECT max(now) AS now FROM assessor.clock) c ON true"
+        " WHERE r.phase IS NOT NULL GROUP BY 1, 2"
+    )
+    by_phase = dict.fromkeys(ALL_PHASES, 0)
+    PHASES_BY_MONTH.clear()
+    for row in rows:
+        by_phase[row["phase"]] = by_phase.get(row["phase"], 0) + row["n"]
+        PHASES_BY_MONTH.labels(str(max(0, row["month"])), row["phase"]).set(row["n"])
+    for phase, n in by_phase.items():
+        PHASES.labels(phase).set(n)
 
 
 def to_input(event: Any) -> Input | None:
@@ -157,6 +194,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
     applying = asyncio.Lock()
 
     async def dead_letter(key: bytes | None, raw: bytes, topic: str, reason: str) -> None:
+        DEAD.labels(topic).inc()
         await deadletter.send(
             key=key,
             value=raw,
@@ -179,6 +217,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 value=encode_event(command_event(patient_id, cmd, now)),
             )
             DECISIONS_OUT.labels(cmd.kind).inc()
+            if cmd.audience == "care_team" and cmd.kind in ALERT_URGENCY:
+                ALERTS.labels(cmd.kind, cmd.urgency).inc()
         if result.state != state:
             # Reassign (never mutate) so the change reaches the changelog.
             states[patient_id.encode()] = result.state.model_dump_json().encode()
@@ -316,6 +356,10 @@ def create_app(settings: AssessorSettings) -> faust.App:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
+            try:
+                await refresh_cohort_metrics(await asyncio.wait_for(store.get(), 2))
+            except Exception:
+                log.warning("cohort metrics refresh failed", exc_info=True)
             return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app

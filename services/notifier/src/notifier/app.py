@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import Depends, FastAPI
 
 from notifier import ledger
+from notifier import metrics as ledger_metrics
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender
@@ -176,7 +177,12 @@ def create_app(
         checks["loops"] = isinstance(tasks, list) and not any(t.done() for t in tasks)
         return checks
 
-    install_probes(app, ready)
+    async def refresh_metrics() -> None:
+        p = state.get("pool")
+        if isinstance(p, asyncpg.Pool):
+            await asyncio.wait_for(ledger_metrics.refresh(p), 2)
+
+    install_probes(app, ready, refresh_metrics)
 
     @app.get("/v1/patients/{patient_id}/notifications", dependencies=[auth])
     async def notifications(patient_id: str) -> dict[str, list[dict[str, object]]]:

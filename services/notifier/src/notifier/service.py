@@ -51,6 +51,26 @@ PROVIDER_EVENTS_SEEN = Counter(
 )
 ESCALATIONS = Counter("notifier_escalations_total", "Page escalation steps", ["step"])
 CONSENT = Counter("notifier_consent_changes_total", "Suppression list updates", ["reason"])
+_WAIT_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400)
+DECISION_TO_SEND = Histogram(
+    "notifier_decision_to_send_seconds",
+    "Business-clock time from recording a decision to the provider's accept (includes deferral"
+    " out of quiet hours)",
+    ["audience"],
+    buckets=_WAIT_BUCKETS,
+)
+DUE_TO_SEND = Histogram(
+    "notifier_due_to_send_seconds",
+    "Business-clock lateness: from a notification's due time to the provider's accept",
+    ["audience"],
+    buckets=_WAIT_BUCKETS,
+)
+for _outcome in ("recorded", "duplicate", "dead_letter"):
+    CONSUMED.labels(_outcome)
+for _reason in ("invalid", "retries_exhausted"):
+    DEAD.labels(_reason)
+for _status in ("sent", "failed", "suppressed", "retry"):
+    SENT.labels("reassurance", _status, "")
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -388,6 +408,13 @@ class Notifier:
             escalate_after=self._ack_timer(row),
         )
         SENT.labels(kind, "sent", "").inc()
+        now = self.clock()
+        DECISION_TO_SEND.labels(row["audience"]).observe(
+            max(0.0, (now - row["created_at"]).total_seconds())
+        )
+        DUE_TO_SEND.labels(row["audience"]).observe(
+            max(0.0, (now - row["scheduled_for"]).total_seconds())
+        )
         log.info(
             "notification sent",
             extra={

@@ -1,0 +1,56 @@
+"""Gauges computed from the ledger on each scrape (every replica reports the whole ledger:
+aggregate with max(), not sum()). Labels are enumerations: no phone, body or patient id."""
+
+from __future__ import annotations
+
+import asyncpg
+from prometheus_client import Gauge
+
+STATUSES = (
+    "scheduled",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "suppressed",
+    "acknowledged",
+    "escalated",
+)
+
+BY_STATUS = Gauge(
+    "notifier_ledger_notifications",
+    "Ledger rows by audience, kind and status",
+    ["audience", "kind", "status"],
+)
+PAGES = Gauge(
+    "notifier_pages",
+    "Urgent care-team pages: open (unacknowledged, not escalated), escalated (unacknowledged,"
+    " moved to the backup) and acknowledged",
+    ["state"],
+)
+SUPPRESSED = Gauge("notifier_suppressed_patients", "Patients opted out of texts")
+for _state in ("open", "escalated", "acknowledged"):
+    PAGES.labels(_state)
+
+
+async def refresh(pool: asyncpg.Pool) -> None:
+    rows = await pool.fetch(
+        "SELECT audience, kind, status, count(*) AS n FROM notifier.notifications GROUP BY 1, 2, 3"
+    )
+    BY_STATUS.clear()
+    for row in rows:
+        BY_STATUS.labels(row["audience"], row["kind"], row["status"]).set(row["n"])
+    pages = await pool.fetchrow(
+        "SELECT count(*) FILTER (WHERE acknowledged_at IS NULL AND status NOT IN"
+        " ('escalated', 'acknowledged', 'suppressed')) AS open,"
+        " count(*) FILTER (WHERE acknowledged_at IS NULL AND status = 'escalated') AS escalated,"
+        " count(*) FILTER (WHERE acknowledged_at IS NOT NULL OR status = 'acknowledged')"
+        " AS acknowledged"
+        " FROM notifier.notifications"
+        " WHERE root_id IS NULL AND audience = 'care_team' AND urgency = 'urgent'"
+    )
+    for state in ("open", "escalated", "acknowledged"):
+        PAGES.labels(state).set(pages[state] if pages else 0)
+    SUPPRESSED.set(
+        await pool.fetchval("SELECT count(*) FROM notifier.suppressions WHERE suppressed") or 0
+    )
