@@ -31,21 +31,54 @@ class StackError(Exception):
     pass
 
 
+class RetryingTransport(httpx.AsyncHTTPTransport):
+    """Retries what the contract calls safe to retry: no connection, and 503 (nothing was
+    recorded). A service restarting under a demo or a drill is then a pause, not a crash."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        delay = 0.2
+        for _ in range(40):
+            try:
+                response = await super().handle_async_request(request)
+            except (httpx.ConnectError, httpx.RemoteProtocolError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if response.status_code != 503:
+                return response
+            await response.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return await super().handle_async_request(request)
+
+
 class Stack:
     def __init__(self) -> None:
         headers = {"Authorization": f"Bearer {api_token()}"}
         limits = httpx.Limits(max_connections=32)
         self.ingest = httpx.AsyncClient(
-            base_url=_url("INGEST_PORT", 8080), headers=headers, timeout=15, limits=limits
+            base_url=_url("INGEST_PORT", 8080),
+            headers=headers,
+            timeout=15,
+            limits=limits,
+            transport=RetryingTransport(limits=limits),
         )
         self.assessor = httpx.AsyncClient(
-            base_url=_url("ASSESSOR_PORT", 8081), headers=headers, timeout=15, limits=limits
+            base_url=_url("ASSESSOR_PORT", 8081),
+            headers=headers,
+            timeout=15,
+            transport=RetryingTransport(limits=limits),
         )
         self.notifier = httpx.AsyncClient(
-            base_url=_url("NOTIFIER_PORT", 8082), headers=headers, timeout=15, limits=limits
+            base_url=_url("NOTIFIER_PORT", 8082),
+            headers=headers,
+            timeout=15,
+            transport=RetryingTransport(limits=limits),
         )
         self.sandbox = httpx.AsyncClient(
-            base_url=_url("SANDBOX_PORT", 8090), timeout=15, limits=limits
+            base_url=_url("SANDBOX_PORT", 8090),
+            timeout=15,
+            transport=RetryingTransport(limits=limits),
         )
 
     async def __aenter__(self) -> Stack:

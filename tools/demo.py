@@ -31,7 +31,7 @@ TICK_HOURS = (3, 15)  # UTC: every time zone in the cohort gets a daytime tick
 
 
 def say(text: str) -> None:
-    print(text, flush=True)  # noqa: T201
+    print(text, flush=True)
 
 
 class Demo:

@@ -271,12 +271,12 @@ async def main_async(specs: list[tuple[Path, dict[str, Any]]], tick: dt.timedelt
             except (StackError, httpx.HTTPError, AssertionError, ValueError) as exc:
                 result = Result(spec.get("name", path.stem))
                 result.checks.append(("ran to the end", False, f"{type(exc).__name__}: {exc}"))
-            print(f"{'PASS' if result.ok else 'FAIL'}  {result.name}  ({path.name})")  # noqa: T201
+            print(f"{'PASS' if result.ok else 'FAIL'}  {result.name}  ({path.name})")
             for name, ok, detail in result.checks:
                 if not ok:
                     failed += 1
-                print(f"   {'ok  ' if ok else 'FAIL'} {name}{'' if ok else '  — ' + detail}")  # noqa: T201
-        print(f"\n{len(specs)} scenarios, {failed} failed expectations")  # noqa: T201
+                print(f"   {'ok  ' if ok else 'FAIL'} {name}{'' if ok else '  — ' + detail}")
+        print(f"\n{len(specs)} scenarios, {failed} failed expectations")
         return 1 if failed else 0
 
 
