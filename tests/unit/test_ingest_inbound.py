@@ -85,10 +85,13 @@ def test_help_answers_with_the_clinic_text_and_publishes_nothing() -> None:
     assert "Responda" in spanish.reply
 
 
-def test_an_ambiguous_reply_asks_again_and_publishes_nothing() -> None:
-    out = decide(text("2 days ago it was 4"), PATIENT, NOW, TEXTS)
+def test_an_ambiguous_reply_asks_again_and_keeps_the_words_without_a_grade() -> None:
+    out = decide(text("fever, 2 or 3"), PATIENT, NOW, TEXTS)
     assert out.label == "unclear"
-    assert out.publish == ()
+    [item] = out.publish
+    assert isinstance(item.event, SymptomReported)
+    assert item.event.payload.severity is None  # not recorded as a grade
+    assert item.event.payload.note == "fever, 2 or 3"  # but a red flag still reaches the assessor
     assert out.reply is not None
     assert "0" in out.reply
     assert "4" in out.reply

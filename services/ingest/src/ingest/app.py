@@ -52,6 +52,7 @@ from shared.events import (
 )
 from shared.kafka import create_producer, publish
 from shared.logs import patient_ref
+from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
 from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
@@ -97,6 +98,20 @@ STATUS_CALLBACKS = Counter(
 REJECTED_SIGNATURES = Counter(
     "ingest_twilio_signature_rejected_total", "Webhooks refused for their signature.", ["path"]
 )
+# Known label values start at 0, so dashboards and rate() see the series before the first one.
+for _outcome in ("report", "stop", "start", "ack"):
+    INBOUND.labels(outcome=_outcome, replayed="false")
+for _status in ("delivered", "failed", "undelivered"):
+    STATUS_CALLBACKS.labels(status=_status)
+for _topic, _type in (
+    (PATIENT_EVENTS, "patient.enrolled"),
+    (PATIENT_EVENTS, "symptom.reported"),
+    (PATIENT_EVENTS, "consent.changed"),
+    (CLOCK, "clock.advanced"),
+    (PROVIDER_EVENTS, "message.status_reported"),
+):
+    EVENTS_PRODUCED.labels(_topic, _type, "ok")
+    PRODUCE_LATENCY.labels(_topic)
 
 
 @dataclass

@@ -204,5 +204,18 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
             (Publish(PATIENT_EVENTS, report),),
             severity=reply.severity,
         )
-    # Unclear, or an ACK from a phone that is not on any care team: ask, record nothing.
+    if isinstance(reply, sms_parser.Unclear) and reply.note:
+        # Ask for the grade again, but keep the words: a red flag must not wait for a reply.
+        noted = SymptomReported(
+            event_id=event_id,
+            occurred_at=now,
+            recorded_at=now,
+            patient_id=patient_id,
+            source="sms",
+            payload=SymptomReportedPayload(severity=None, note=reply.note, channel="sms"),
+        )
+        return Outcome(
+            "unclear", None if quiet else texts.clarify(lang), (Publish(PATIENT_EVENTS, noted),)
+        )
+    # Empty, or an ACK from a phone that is not on any care team: ask, record nothing.
     return Outcome("unclear", None if quiet else texts.clarify(lang))

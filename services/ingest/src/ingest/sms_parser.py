@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 MAX_NOTE = 1000
@@ -62,6 +62,9 @@ class Report:
 @dataclass(frozen=True)
 class Unclear:
     reason: Literal["empty", "ambiguous"]
+    #: The words of an ambiguous reply: kept as a note so that a red flag in it ("fever, 2
+    #: or 3") still reaches the assessor, though no grade is recorded.
+    note: str | None = field(default=None, compare=False)
 
 
 Reply = Stop | Start | Help | Ack | Report | Unclear
@@ -216,7 +219,7 @@ def parse_reply(body: str, opt_out_type: str | None = None) -> Reply:
     words, negated = _grade_words(folded)
     grades.extend(words)
     if unclear or negated or len(set(grades)) > 1 or (grades and quantities):
-        return Unclear("ambiguous")
+        return Unclear("ambiguous", _note(body))
     note = _note(body)
     if not grades:
         return Report(None, note) if note else Unclear("empty")
