@@ -71,6 +71,10 @@ for _topic in (PATIENT_EVENTS, CLOCK):
     DEAD.labels(_topic)
 for _kind in get_args(AlertKind):
     ALERTS.labels(_kind, ALERT_URGENCY[_kind])
+for _type in ("patient.enrolled", "symptom.reported", "consent.changed", "clock.advanced"):
+    LATENCY.labels(_type)
+for _kind in ("reassurance", "checkin_prompt"):
+    DECISIONS_OUT.labels(_kind)
 
 
 async def refresh_cohort_metrics(pool: asyncpg.Pool) -> None:

@@ -71,6 +71,14 @@ for _reason in ("invalid", "retries_exhausted"):
     DEAD.labels(_reason)
 for _status in ("sent", "failed", "suppressed", "retry"):
     SENT.labels("reassurance", _status, "")
+ESCALATIONS.labels("1")
+for _reason in ("enrollment", "stop", "provider_21610"):
+    CONSENT.labels(_reason)
+for _type, _outcome in (("status", "applied"), ("ack", "acknowledged")):
+    PROVIDER_EVENTS_SEEN.labels(_type, _outcome)
+for _audience in ("patient", "care_team"):
+    DECISION_TO_SEND.labels(_audience)
+    DUE_TO_SEND.labels(_audience)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
