@@ -26,8 +26,10 @@ from tools.client import Stack, StackError, consumers_caught_up, eventually
 from tools.cohort import PROMPT_DAYS, PUBLISHED, Course, make_cohort
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOT_DAYS = {30: "1 month", 91: "3 months", 182: "6 months", 365: "12 months"}
-TICK_HOURS = (3, 15)  # UTC: every time zone in the cohort gets a daytime tick
+SNAPSHOT_DAYS = {30: "1 month", 91: "3 months", 182: "6 months", 364: "12 months"}
+#: UTC hours of the clock's ticks: every zone in the cohort gets one between 10:00 and 21:00
+#: local, so patients answer a prompt on the day it comes (as most do).
+TICK_HOURS = (0, 6, 12, 18)
 
 
 def say(text: str) -> None:
@@ -183,7 +185,7 @@ class Demo:
             "late_follow_up",
             "monitoring_complete",
         )
-        header = f"{'month':<10} {'published*':>10} {'spasm-free':>10} " + " ".join(
+        header = f"{'month':<10} {'published*':>10} {'course':>7} {'reported':>8} " + " ".join(
             f"{p[:14]:>14}" for p in phases
         )
         lines.append(header)
@@ -191,15 +193,18 @@ class Demo:
             docs = self.snapshots.get(day, {})
             n = len(docs) or 1
             free = sum(1 for d in docs.values() if d.get("latest_severity") == 0) / n
-            pub = published.get(day if day != 91 else 91)
+            course = sum(1 for c in self.cohort if c.severity(day) == 0) / len(self.cohort)
+            pub = published.get(day + 1 if day == 364 else day)
             counts = collections.Counter(d["phase"] for d in docs.values())
             lines.append(
-                f"{label:<10} {pub if pub is None else f'{pub:.0%}':>10} {free:>10.0%} "
+                f"{label:<10} {'' if pub is None else f'{pub:.0%}':>10} "
+                f"{course:>7.0%} {free:>8.0%} "
                 + " ".join(f"{counts.get(p, 0) / n:>14.0%}" for p in phases)
             )
         lines.append(
-            "* published: share spasm-free among patients who end up spasm-free [3];"
-            " the cohort includes the ~10% who never do."
+            "* published: spasm-free among patients who end up spasm-free [3]. course: the"
+            " cohort's generated courses (all patients, incl. the ~10% never cured). reported:"
+            " latest report 0 in the assessor's read model. Phases: share of the cohort."
         )
         return "\n".join(lines)
 
