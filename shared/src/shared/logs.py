@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import Any
 
+_NOISY = ("aiokafka", "kafka", "uvicorn.access")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
@@ -38,11 +39,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
+    """The same JSON logging as a ``logging.config.dictConfig`` dict (for faust's
+    ``App(logging_config=...)``, which otherwise installs its own coloured text format)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter, "service": service}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["default"]},
+        "loggers": {name: {"level": "WARNING"} for name in _NOISY},
+    }
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "uvicorn.access"):
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)

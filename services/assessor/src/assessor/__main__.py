@@ -11,7 +11,9 @@ from assessor.settings import AssessorSettings
 def main() -> None:
     settings = AssessorSettings()
     app = create_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(), *sys.argv[1:]]
+    # --quiet: no start-up banner on stdout; the logs are JSON (create_app's logging_config).
+    argv = ["--quiet", "worker", "--loglevel", settings.log_level.lower(), *sys.argv[1:]]
+    sys.argv = [sys.argv[0], *argv]
     app.main()
 
 

@@ -46,7 +46,7 @@ from shared.events import (
     encode_event,
     parse_event,
 )
-from shared.logs import patient_ref
+from shared.logs import logging_config, patient_ref
 from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PATIENT_PARTITIONS
 from shared.web import error_body
 
@@ -170,6 +170,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_in_thread=False,
+        logging_config=logging_config("assessor", settings.log_level),
     )
     store = Store(settings.database_url.get_secret_value())
     token = settings.api_token.get_secret_value().encode()
