@@ -183,6 +183,12 @@ def test_every_target_is_up_and_every_dashboard_metric_exists(prometheus: str) -
     assert set(used) >= EXPORTER_ONLY, EXPORTER_ONLY - set(used)
     assert not (EXPORTER_ONLY & exported), "an exporter-only name is exported by a service"
 
+    # Every query parses and evaluates (Grafana's $__rate_interval as a fixed window).
+    for dashboard, title, expr in dashboard_exprs():
+        query = expr.replace("$__rate_interval", "1m")
+        resp = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5)
+        assert resp.status_code == 200, f"{dashboard}: {title}: {expr}: {resp.text}"
+
     for job in PORTS:
         series = api(prometheus, "series", **{"match[]": f'{{job="{job}"}}'})
         assert series, f"no series scraped from {job}"
