@@ -37,6 +37,7 @@ unit: install ## unit tests (no infrastructure)
 
 integration: install ## integration, end-to-end tests and scenarios on the real stack (started if needed)
 	@deploy/chromium.sh
+	@deploy/prometheus.sh
 	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios'
 
 
