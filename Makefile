@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PY := .venv/bin/python
 
-.PHONY: help install up down clean status test lint typecheck unit integration scenarios schemas demo
+.PHONY: help install up down clean status test lint typecheck unit integration scenarios schemas demo bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,3 +52,9 @@ scenarios: install ## play every scenarios/*.toml through the running stack (sim
 demo: install ## a synthetic cohort of 200 through a simulated year, printed
 	@SIMULATED_CLOCK=1 SWITCH_MODE=1 deploy/stack.sh up
 	@$(PY) -m tools.demo
+
+bench: install ## benchmarks against the running stack; writes .run/bench.json and prints a table
+	@$(PY) -m tools.bench
+
+chaos: install ## fault drills against the running stack (~8 min); exit 1 if a drill fails
+	@$(PY) -m tools.chaos

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from pydantic import Field
 
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
@@ -45,8 +46,18 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
+class TopicSettings(CommonSettings):
+    #: 1 on a single broker; 3 on a three-broker cluster (then min.insync.replicas is 2).
+    replication_factor: int = Field(default=1, ge=1, validation_alias="TOPIC_REPLICATION_FACTOR")
+
+
+async def ensure_topics(
+    bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS, replication_factor: int = 1
+) -> list[str]:
     """Create missing topics; fail loudly if an existing one has the wrong partition count."""
+    durability = (
+        {"min.insync.replicas": str(min(2, replication_factor))} if replication_factor > 1 else {}
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     created: list[str] = []
@@ -60,8 +71,8 @@ async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS) -
                         NewTopic(
                             name=s.name,
                             num_partitions=s.partitions,
-                            replication_factor=1,
-                            topic_configs=dict(s.config),
+                            replication_factor=replication_factor,
+                            topic_configs=dict(s.config) | durability,
                         )
                         for s in missing
                     ]
@@ -80,9 +91,11 @@ async def ensure_topics(bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS) -
 
 
 def main() -> None:
-    settings = CommonSettings()
+    settings = TopicSettings()
     configure_logging("topics", settings.log_level)
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap))
+    created = asyncio.run(
+        ensure_topics(settings.kafka_bootstrap, replication_factor=settings.replication_factor)
+    )
     log.info("topics ready", extra={"topics_created": created})
     sys.exit(0)
 
