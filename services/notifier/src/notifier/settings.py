@@ -33,7 +33,9 @@ class NotifierSettings(CommonSettings):
     )
     clinic_name: str = Field(default="the MVD clinic", validation_alias="CLINIC_NAME")
     dispatch_interval: dt.timedelta = dt.timedelta(milliseconds=250)
-    max_attempts: int = Field(default=5, ge=1, validation_alias="NOTIFIER_MAX_ATTEMPTS")
+    #: With back-off from 2 s doubling (full jitter), 8 attempts span about two minutes: a
+    #: burst of 429s or 5xx from the provider lasting half a minute loses nothing.
+    max_attempts: int = Field(default=8, ge=1, validation_alias="NOTIFIER_MAX_ATTEMPTS")
     #: A row ``sending`` for longer than this is looked up at the provider (seconds).
     sending_lease_s: float = Field(default=120.0, gt=0, validation_alias="NOTIFIER_SENDING_LEASE_S")
     #: After a timeout, dropped connection or 5xx, a patient text is looked up at the
