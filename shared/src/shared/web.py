@@ -253,3 +253,11 @@ def install_probes(
             except Exception:
                 log.warning("metrics refresh failed", exc_info=True)
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run a service's app with uvicorn: our JSON logging, no access log (request lines
+    can carry phone numbers), no server header."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
