@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from tests.e2e.conftest import Stack, daytime_zone, random_patient_id, random_phone, stack_now
 
 
-async def eventually(probe: Any, within: float = 15.0) -> Any:
+async def eventually(probe: Any, within: float = 30.0) -> Any:
     """Poll ``probe()`` until it returns something truthy."""
     deadline = time.monotonic() + within
     while True:
