@@ -1,7 +1,8 @@
 # The two commands that matter: `make up` and `make test`. See README.md.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= uv
+# uv from PATH, else as a module of the Python that `make install` puts it in.
+UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 PY := .venv/bin/python
 
 .PHONY: help install up down clean status test lint typecheck unit integration scenarios schemas demo bench chaos
@@ -10,7 +11,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: ## install the Python dependencies (uv, from the lock file)
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
 up: ## start Kafka, PostgreSQL and the services; returns when all answer /readyz

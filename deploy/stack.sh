@@ -51,12 +51,15 @@ api_token() {
 }
 
 python_deps() {
+  local uv=(uv)
   if ! command -v uv >/dev/null; then
-    log "installing uv (pip)"
-    python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
-    export PATH="$HOME/.local/bin:$PATH"
+    uv=(python3 -m uv)
+    if ! "${uv[@]}" --version >/dev/null 2>&1; then
+      log "installing uv (pip)"
+      python3 -m pip install --quiet uv 2>/dev/null || python3 -m pip install --quiet --user uv
+    fi
   fi
-  (cd "$REPO_ROOT" && uv sync --frozen --quiet)
+  (cd "$REPO_ROOT" && "${uv[@]}" sync --frozen --quiet)
 }
 
 running_pid() {
