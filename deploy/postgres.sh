@@ -31,9 +31,20 @@ PG_DATABASE="${PG_DATABASE:-recovery}"
 PG_WAIT_TIMEOUT="${PG_WAIT_TIMEOUT:-30}"
 
 PG_DIR="$RUN_DIR/postgres"
+LOG_FILE="$LOG_DIR/postgres.log"
+# As root the server runs as 'postgres', which must be able to reach its directory. When the
+# checkout sits where it cannot (under /root, say), keep the cluster under /var/tmp instead,
+# one per checkout, and link it from .run/ for humans.
+if ((EUID == 0)) && id postgres >/dev/null 2>&1 &&
+   ! runuser -u postgres -- test -x "$RUN_DIR" 2>/dev/null; then
+  PG_DIR="/var/tmp/hfs-postgres-$(printf '%s' "$RUN_DIR" | cksum | cut -d' ' -f1)"
+  LOG_FILE="$PG_DIR/postgres.log"
+  mkdir -p "$PG_DIR"
+  ln -sfn "$PG_DIR" "$RUN_DIR/postgres"
+  ln -sfn "$LOG_FILE" "$LOG_DIR/postgres.log"
+fi
 DATA_DIR="$PG_DIR/data"
 SOCK_DIR="$PG_DIR/sock"
-LOG_FILE="$LOG_DIR/postgres.log"
 PID_FILE="$PID_DIR/postgres.pid"   # copy of postmaster.pid's pid, for humans
 DATABASE_URL="postgresql://$PG_DATABASE:$PG_DATABASE@127.0.0.1:$PG_PORT/$PG_DATABASE"
 

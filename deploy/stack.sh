@@ -154,7 +154,13 @@ status() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  clean) down; rm -rf "$RUN_DIR"; log "removed $RUN_DIR" ;;
+  clean)
+    down
+    # A cluster kept outside the checkout (see postgres.sh) goes too.
+    if [[ -L "$RUN_DIR/postgres" ]]; then rm -rf "$(readlink "$RUN_DIR/postgres")"; fi
+    rm -rf "$RUN_DIR"
+    log "removed $RUN_DIR"
+    ;;
   status) status ;;
   mode) cat "$RUN_DIR/stack.mode" 2>/dev/null || true ;;
   *) echo "usage: $0 {up|down|clean|status}" >&2; exit 2 ;;
