@@ -52,7 +52,7 @@ class Demo:
         async with self.limit:
             return await coro
 
-    async def enroll_all(self, surgery: dt.date, run: str) -> None:
+    async def enroll_all(self, surgery: dt.date) -> None:
         async def one(c: Course) -> None:
             await self.stack.enroll(
                 {
@@ -137,7 +137,7 @@ class Demo:
             dt.datetime.combine(surgery - dt.timedelta(days=1), dt.time(12), dt.UTC)
         )
         t0 = time.monotonic()
-        await self.enroll_all(surgery, run)
+        await self.enroll_all(surgery)
         say(f"enrolled {len(self.cohort)} patients, surgery on {surgery} (simulated)")
         for day in range(0, 367):
             for hour in TICK_HOURS:

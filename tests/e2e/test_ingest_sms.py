@@ -64,7 +64,7 @@ async def test_a_texted_2_becomes_a_report_in_the_assessor(stack: Stack, watch: 
         r = await stack.assessor.get(f"/v1/patients/{pid}/recovery")
         return r.json()["reports"] if r.status_code == 200 else []
 
-    seen = await eventually(reports)
+    seen = await eventually(reports, within=15)
     assert [(r["event_id"], r["severity"]) for r in seen] == [(event["event_id"], 2)]
 
     # The sandbox delivered ingest's TwiML answer to the phone.

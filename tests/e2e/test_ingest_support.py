@@ -9,7 +9,6 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from shared.topics import TOPICS
 from tests.e2e.conftest import Stack, _token, random_patient_id, random_phone
+from tools.client import eventually  # noqa: F401 - re-exported for the ingest tests
 
 KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 PATIENT_EVENTS = "patient-events.v1"
@@ -103,15 +103,6 @@ class TopicWatch:
             self.consumer.pause(*self.start)
         assert not pending, "could not read the topics to their end"
         return found
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.25)
 
 
 def enrollment_body(days_since_surgery: int = 5, **changes: Any) -> dict[str, Any]:

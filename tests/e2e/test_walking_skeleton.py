@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.e2e.conftest import Stack, daytime_zone, random_patient_id, random_phone, stack_now
-
-
-async def eventually(probe: Any, within: float = 30.0) -> Any:
-    """Poll ``probe()`` until it returns something truthy."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await probe()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.25)
+from tools.client import eventually
 
 
 async def enroll(stack: Stack, days_since_surgery: int) -> tuple[str, str, dt.datetime]:
@@ -65,7 +55,7 @@ async def test_report_on_day_5_sends_one_reassurance_text(stack: Stack) -> None:
         r = await stack.sandbox.get("/sandbox/messages", params={"to": phone})
         return [m for m in r.json()["messages"] if m["to"] == phone]
 
-    received = await eventually(texts)
+    received = await eventually(texts, within=30)
     assert len(received) == 1
     assert "3 in 10" in received[0]["body"]
 
@@ -80,7 +70,7 @@ async def test_report_on_day_5_sends_one_reassurance_text(stack: Stack) -> None:
         r = await stack.notifier.get(f"/v1/patients/{patient_id}/notifications")
         return [n for n in r.json()["notifications"] if n["status"] in ("sent", "delivered")]
 
-    notes = await eventually(sent)
+    notes = await eventually(sent, within=30)
     assert [(n["kind"], n["audience"], n["to"]) for n in notes] == [
         ("reassurance", "patient", phone)
     ]
@@ -142,7 +132,7 @@ async def test_invalid_reports_publish_nothing(stack: Stack) -> None:
         r = await stack.assessor.get(f"/v1/patients/{patient_id}/recovery")
         return r.json()["reports"] if r.status_code == 200 else []
 
-    seen = await eventually(reports)
+    seen = await eventually(reports, within=30)
     assert [r["event_id"] for r in seen] == [good.json()["event_id"]]
 
 
