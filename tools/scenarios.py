@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import re
 import secrets
 import sys
@@ -54,7 +55,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tools.client import Stack, StackError, eventually
+from tools.client import Stack, StackError, consumers_caught_up, eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTLE = 0.75  # seconds an expectation must keep holding (catches late arrivals)
@@ -256,6 +257,14 @@ class Runner:
             checks = self.compare(expect, await self.observe(target))
             return checks if all(ok for _, ok, _ in checks) else None
 
+        # First let the pipeline drain (a clock jump can make many older patients due at
+        # once), then poll: the window is for the last hop, not for a backlog.
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+
+        async def drained() -> bool:
+            return await consumers_caught_up(bootstrap)
+
+        await eventually(drained, within=300, every=0.3)
         if await eventually(holds, within=20):
             await asyncio.sleep(SETTLE)
         return self.compare(expect, await self.observe(target))
