@@ -135,6 +135,8 @@ write_conf() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$SOCK_DIR'
+# ingest alone may hold 32 (INGEST_DB_POOL_SIZE), the tests open scratch databases too.
+max_connections = 200
 EOF
   if ((EUID == 0)); then chown postgres: "$DATA_DIR/deploy.conf"; fi
 }

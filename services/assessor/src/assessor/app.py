@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import hmac
 import logging
+import time
 import uuid
 from typing import Any, cast, get_args
 
@@ -17,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from pydantic import ValidationError
 
 from assessor import projection
+from assessor.cache import DecodedStates
 from assessor.rules import (
     ALERT_URGENCY,
     AlertKind,
@@ -56,6 +58,14 @@ EVENTS = Counter("assessor_events_total", "Events consumed", ["topic", "type", "
 DECISIONS_OUT = Counter("assessor_decisions_total", "Decisions emitted", ["kind"])
 LATENCY = Histogram("assessor_event_seconds", "Time to process one event", ["type"])
 ALERTS = Counter("assessor_alerts_total", "Care-team alerts raised", ["kind", "urgency"])
+BATCH = Histogram(
+    "assessor_batch_events",
+    "Events per patient-events batch",
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000),
+)
+PROJECTION_RETRIES = Counter(
+    "assessor_projection_retries_total", "Read-model writes retried after a database error"
+)
 DEAD = Counter("assessor_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
 # Computed from the read model on each scrape (every replica reports the whole cohort:
 # aggregate with max(), not sum()). Month = whole months since surgery, capped at 12.
@@ -93,6 +103,14 @@ async def refresh_cohort_metrics(pool: asyncpg.Pool) -> None:
         PHASES_BY_MONTH.labels(str(max(0, row["month"])), row["phase"]).set(row["n"])
     for phase, n in by_phase.items():
         PHASES.labels(phase).set(n)
+
+
+#: One input to apply: patient, input, the instant it happened at, source partition.
+Work = tuple[str, Input, dt.datetime, int]
+
+
+def batch_partitions(events: list[Any]) -> list[int]:
+    return sorted({e.message.partition for e in events})
 
 
 def to_input(event: Any) -> Input | None:
@@ -168,6 +186,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
         topic_replication_factor=1,
         topic_disable_leader=True,
         producer_acks=-1,
+        # A batch's changelog and decision records go out in a few requests, not one each.
+        producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         web_in_thread=False,
         logging_config=logging_config("assessor", settings.log_level),
@@ -189,7 +209,11 @@ def create_app(settings: AssessorSettings) -> faust.App:
         partitions=PATIENT_PARTITIONS,
         key_type=bytes,  # bytes → the "raw" codec, for the changelog's recovery too
         value_type=bytes,
+        # The changelog partition comes from the key (murmur2, like ingest's producer), not
+        # from "the current event", which a batch of events from several partitions lacks.
+        use_partitioner=True,
     )
+    within = settings.batch_within_ms / 1000
 
     clock = app.topic(
         CLOCK, key_serializer="raw", value_serializer="raw", partitions=PATIENT_PARTITIONS
@@ -206,50 +230,120 @@ def create_app(settings: AssessorSettings) -> faust.App:
             headers={"reason": reason[:500].encode(), "topic": topic.encode()},
         )
 
+    decoded = DecodedStates(settings.state_cache)
+
     def load(patient_id: str) -> PatientState:
         stored = states.get(patient_id.encode())
         if stored:
-            return PatientState.model_validate_json(stored)
+            return decoded.get(patient_id, stored)
         return PatientState(patient_id=patient_id)
 
-    async def apply(patient_id: str, inp: Input, now: dt.datetime, partition: int) -> int:
-        """Read, decide, emit, write: the only place state changes."""
-        state = load(patient_id)
-        result: Decision = decide(state, inp, now)
-        for cmd in result.commands:
-            await decisions.send(
-                key=patient_id.encode(),
-                value=encode_event(command_event(patient_id, cmd, now)),
+    async def write_projection(views: list[dict[str, Any]]) -> None:
+        """The read model for a batch, retried until PostgreSQL takes it.
+
+        Waiting here holds the stream (nothing is acknowledged, nothing else changes), so
+        an outage delays the read model and never loses a write.
+        """
+        delay = 0.1
+        while True:
+            try:
+                await projection.save_many(await store.get(), views)
+                return
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                PROJECTION_RETRIES.inc()
+                log.warning(
+                    "read model write failed (%s); retrying in %.1fs", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def apply(work: list[Work]) -> int:
+        """Read, decide, write, emit for a batch of inputs: the only place state changes.
+
+        ``decide`` is pure, so the whole batch is decided in memory first (a patient that
+        appears twice sees its own earlier result). Then, in this order: the read model is
+        written in one transaction; the decisions are produced and their acks awaited; only
+        then does the state table change. A crash at any point before the state changes
+        leaves the old state, and the redelivered batch decides the same again (decision ids
+        and dedupe keys are deterministic; the read model upsert is idempotent).
+        """
+        touched: dict[str, tuple[PatientState, int]] = {}
+        changed: dict[str, PatientState] = {}
+        emitted: list[tuple[str, Notify, dt.datetime]] = []
+        for patient_id, inp, now, partition in work:
+            seen = touched.get(patient_id)
+            state = seen[0] if seen is not None else load(patient_id)
+            result: Decision = decide(state, inp, now)
+            emitted.extend((patient_id, cmd, now) for cmd in result.commands)
+            if result.state != state:
+                changed[patient_id] = result.state
+            touched[patient_id] = (result.state, partition)
+        views = [v for s in changed.values() if (v := projection.recovery_view(s)) is not None]
+        if views:
+            await write_projection(views)
+        sent = []
+        for patient_id, cmd, now in emitted:
+            sent.append(
+                await decisions.send(
+                    key=patient_id.encode(),
+                    value=encode_event(command_event(patient_id, cmd, now)),
+                )
             )
+        await asyncio.gather(*sent)
+        for _, cmd, _ in emitted:
             DECISIONS_OUT.labels(cmd.kind).inc()
             if cmd.audience == "care_team" and cmd.kind in ALERT_URGENCY:
                 ALERTS.labels(cmd.kind, cmd.urgency).inc()
-        if result.state != state:
+        for patient_id, state in changed.items():
             # Reassign (never mutate) so the change reaches the changelog.
-            states[patient_id.encode()] = result.state.model_dump_json().encode()
-            view = projection.recovery_view(result.state)
-            if view is not None:
-                await projection.save(await store.get(), view)
-        timers.set(partition, patient_id, next_due(result.state))
-        return len(result.commands)
+            raw = state.model_dump_json().encode()
+            states[patient_id.encode()] = raw
+            decoded.put(patient_id, raw, state)
+        for patient_id, (state, partition) in touched.items():
+            timers.set(partition, patient_id, next_due(state))
+        return len(emitted)
 
-    async def on_patient_event_raw(key: bytes | None, raw: bytes, partition: int) -> None:
-        event = parse_event(raw)
-        inp = to_input(event)
-        if inp is None or event.patient_id is None:
-            EVENTS.labels(PATIENT_EVENTS, event.type, "ignored").inc()
+    async def on_patient_events(events: list[Any]) -> None:
+        """One batch from ``patient-events.v1``: unparseable events to the dead letters."""
+        t0 = time.perf_counter()
+        work: list[Work] = []
+        applied: list[tuple[str, str, str]] = []
+        for event in events:
+            raw, key = event.value, event.key
+            try:
+                parsed = parse_event(raw)
+            except (ValidationError, ValueError) as exc:
+                EVENTS.labels(PATIENT_EVENTS, "unknown", "dead_letter").inc()
+                log.warning(
+                    "unparseable event sent to the dead-letter topic: %s", type(exc).__name__
+                )
+                await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {exc}")
+                continue
+            inp = to_input(parsed)
+            if inp is None or parsed.patient_id is None:
+                EVENTS.labels(PATIENT_EVENTS, parsed.type, "ignored").inc()
+                continue
+            work.append((parsed.patient_id, inp, parsed.recorded_at, event.message.partition))
+            applied.append((str(parsed.event_id), parsed.type, parsed.patient_id))
+        if not work:
             return
-        with LATENCY.labels(event.type).time():
-            async with applying:
-                emitted = await apply(event.patient_id, inp, event.recorded_at, partition)
-        EVENTS.labels(PATIENT_EVENTS, event.type, "ok").inc()
+        async with applying:
+            emitted = await apply(work)
+        BATCH.observe(len(events))
+        per_event = (time.perf_counter() - t0) / len(events)
+        for event_id, type_, patient_id in applied:
+            EVENTS.labels(PATIENT_EVENTS, type_, "ok").inc()
+            LATENCY.labels(type_).observe(per_event)
+            log.debug(
+                "event applied",
+                extra={"event_id": event_id, "type": type_, "patient": patient_ref(patient_id)},
+            )
         log.info(
-            "event applied",
+            "batch applied",
             extra={
-                "event_id": str(event.event_id),
-                "type": event.type,
-                "patient": patient_ref(event.patient_id),
+                "events": len(applied),
                 "commands": emitted,
+                "partitions": batch_partitions(events),
             },
         )
 
@@ -272,8 +366,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 if not timers.built(partition):
                     build_timers(partition)
                 due = timers.pop_due(partition, now)
-                for patient_id in due:
-                    await apply(patient_id, ClockTicked(), now, partition)
+                await apply([(patient_id, ClockTicked(), now, partition) for patient_id in due])
         await projection.save_clock(await store.get(), partition, now)
         EVENTS.labels(CLOCK, event.type, "ok").inc()
         if due:
@@ -281,16 +374,12 @@ def create_app(settings: AssessorSettings) -> faust.App:
 
     @app.agent(patient_events, concurrency=1)
     async def on_patient_event(stream: Any) -> None:
-        async for event in stream.events():
-            raw, key = event.value, event.key
-            try:
-                await on_patient_event_raw(key, raw, event.message.partition)
-            except (ValidationError, ValueError) as exc:
-                EVENTS.labels(PATIENT_EVENTS, "unknown", "dead_letter").inc()
-                log.warning(
-                    "unparseable event sent to the dead-letter topic: %s", type(exc).__name__
-                )
-                await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {exc}")
+        # Table writes wait in faust's producer buffer, which holds back the stream (and
+        # warns) past 100 messages: room for a whole batch's writes.
+        app.producer.buffer.max_messages = max(100, 2 * settings.batch_max)
+        # Acknowledged (and so committed) only after the body returns for the whole batch.
+        async for events in stream.take_events(settings.batch_max, within=within):
+            await on_patient_events(list(events))
 
     @app.agent(clock, concurrency=1)
     async def on_tick(stream: Any) -> None:

@@ -41,18 +41,20 @@ def recovery_view(state: PatientState) -> dict[str, Any] | None:
     }
 
 
-async def save(pool: asyncpg.Pool, view: dict[str, Any]) -> None:
-    await pool.execute(
-        """
-        INSERT INTO assessor.recovery (patient_id, phase, day, stream_time, baseline_severity,
-            latest_severity, reports, alerts, surgery_date, timezone, updated_at)
-        VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7::jsonb, $8::jsonb, $9, $10, now())
-        ON CONFLICT (patient_id) DO UPDATE SET phase = EXCLUDED.phase, day = EXCLUDED.day,
-            stream_time = EXCLUDED.stream_time, baseline_severity = EXCLUDED.baseline_severity,
-            latest_severity = EXCLUDED.latest_severity, reports = EXCLUDED.reports,
-            alerts = EXCLUDED.alerts, surgery_date = EXCLUDED.surgery_date,
-            timezone = EXCLUDED.timezone, updated_at = now()
-        """,
+_UPSERT = """
+    INSERT INTO assessor.recovery (patient_id, phase, day, stream_time, baseline_severity,
+        latest_severity, reports, alerts, surgery_date, timezone, updated_at)
+    VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7::jsonb, $8::jsonb, $9, $10, now())
+    ON CONFLICT (patient_id) DO UPDATE SET phase = EXCLUDED.phase, day = EXCLUDED.day,
+        stream_time = EXCLUDED.stream_time, baseline_severity = EXCLUDED.baseline_severity,
+        latest_severity = EXCLUDED.latest_severity, reports = EXCLUDED.reports,
+        alerts = EXCLUDED.alerts, surgery_date = EXCLUDED.surgery_date,
+        timezone = EXCLUDED.timezone, updated_at = now()
+"""
+
+
+def _row(view: dict[str, Any]) -> tuple[Any, ...]:
+    return (
         view["patient_id"],
         view["phase"],
         view["day"],
@@ -64,6 +66,19 @@ async def save(pool: asyncpg.Pool, view: dict[str, Any]) -> None:
         view["surgery_date"],
         view["timezone"],
     )
+
+
+async def save_many(pool: asyncpg.Pool, views: list[dict[str, Any]]) -> None:
+    """Upsert a batch of recovery documents in one transaction (one commit, one fsync).
+
+    Rows are written in patient-id order, so two workers writing overlapping batches during
+    a rebalance take their row locks in the same order and cannot deadlock.
+    """
+    if not views:
+        return
+    rows = [_row(v) for v in sorted(views, key=lambda v: str(v["patient_id"]))]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.executemany(_UPSERT, rows)
 
 
 async def save_clock(pool: asyncpg.Pool, partition: int, now: dt.datetime) -> None:

@@ -386,12 +386,30 @@ class _Graded(NamedTuple):
     severity: int
 
 
-def _graded(reports: Iterable[Report], profile: PatientEnrolledPayload) -> list[_Graded]:
-    return [
+def _graded(reports: Sequence[Report], profile: PatientEnrolledPayload) -> list[_Graded]:
+    """The graded reports with their days.
+
+    One decision, and then its read-model view, ask for this several times with the same
+    immutable tuple and profile, so recent answers are kept, matched by identity. Each entry
+    holds both objects, so an identity match can never be a recycled id.
+    """
+    memo = _graded_memo.get(id(reports))
+    if memo is not None and memo[0] is reports and memo[1] is profile:
+        return list(memo[2])
+    graded = tuple(
         _Graded(r, day_number(profile.surgery_date, r.occurred_at, profile.timezone), r.severity)
         for r in reports
         if r.severity is not None
-    ]
+    )
+    if isinstance(reports, tuple):
+        if len(_graded_memo) >= _GRADED_MEMO_SIZE:
+            del _graded_memo[next(iter(_graded_memo))]  # the oldest
+        _graded_memo[id(reports)] = (reports, profile, graded)
+    return list(graded)
+
+
+_GRADED_MEMO_SIZE = 2048
+_graded_memo: dict[int, tuple[tuple[Report, ...], PatientEnrolledPayload, tuple[_Graded, ...]]] = {}
 
 
 def _remission_flags(

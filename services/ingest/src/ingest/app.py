@@ -128,7 +128,9 @@ class Resources:
 
 
 async def connect(settings: IngestSettings) -> Resources:
-    pool = await create_pool(settings.database_url.get_secret_value())
+    pool = await create_pool(
+        settings.database_url.get_secret_value(), max_size=settings.db_pool_size
+    )
     try:
         await migrate(pool, "ingest", "ingest")
         producer = create_producer(settings.kafka_bootstrap, "ingest")
