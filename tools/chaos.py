@@ -3,18 +3,23 @@
 While a steady stream of reports flows, each drill breaks one thing and repairs it:
 kill -9 the assessor, the notifier, ingest (each restarted with ``deploy/stack.sh up``);
 restart the Kafka broker; stop PostgreSQL for 30 s; make the sandbox answer 500, then 429,
-for 30 s. Afterwards it checks that
+for 30 s; and scale out: a second assessor worker joins the group, takes its share of the
+partitions, and is killed -9 mid-stream, so the first takes its partitions and their state
+back. Afterwards it checks that
 
 - every report that got a 2xx is in the assessor's read API;
 - every expected reassurance is in the notifier's ledger once and reached the sandbox exactly
   once (a patient text is never sent twice);
 - every urgent page (red-flag note) reached the on-call phone at least once;
-- no service is left crash-looping (same pid for a while, /readyz 200).
+- no service is left crash-looping (same pid for a while, /readyz 200);
+- after the scale-out drill, a second report from each patient earns no second reassurance
+  (at most one per 14 days): the state moved with the partitions instead of starting over.
 
 Each report goes to a fresh patient (reassurances are at most one per 14 days), enrolled
 before the drills start, severity 2 on day 5 at a daytime hour in the patient's zone; every
 fifth carries a red-flag note instead (an urgent page to that patient's own on-call phone).
-Usage: ``python -m tools.chaos [--only assessor,notifier,ingest,kafka,postgres,sms500,sms429]``.
+Usage: ``python -m tools.chaos [--only assessor,notifier,ingest,kafka,postgres,sms500,sms429,
+scaleout]``.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from tools.bench import daytime_zone, enroll_many, patient_body, stack_now
 from tools.client import ROOT, Stack
 
 RED_FLAG = "my face is drooping and I have a fever"
-DRILLS = ("assessor", "notifier", "ingest", "kafka", "postgres", "sms500", "sms429")
+DRILLS = ("assessor", "notifier", "ingest", "kafka", "postgres", "sms500", "sms429", "scaleout")
 SERVICES = ("sandbox", "ingest", "assessor", "notifier")
 PORTS = {"sandbox": 8090, "ingest": 8080, "assessor": 8081, "notifier": 8082}
 
@@ -152,12 +157,110 @@ async def wait_ready(limit: float = 180) -> None:
                 await asyncio.sleep(0.5)
 
 
+class SecondAssessor:
+    """Another worker of the same faust group, on its own port and data directory."""
+
+    def __init__(self) -> None:
+        self.port = int(os.environ.get("ASSESSOR2_PORT", PORTS["assessor"] + 2))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = ROOT / ".run" / "logs" / "assessor-2.log"
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
+
+    def batches_applied(self) -> int:
+        """How many batches this run of the second worker applied (from its JSON log)."""
+        with self.log.open("rb") as f:
+            f.seek(self.log_start)
+            return sum(b'"msg": "batch applied"' in line for line in f)
+
+    def start(self) -> None:
+        env = stack_env()
+        env["ASSESSOR_PORT"] = str(self.port)
+        env["ASSESSOR_DATA_DIR"] = str(ROOT / ".run" / "assessor-2")
+        env.setdefault("API_TOKEN", (ROOT / ".run" / "api-token").read_text().strip())
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "python"), "-m", "assessor"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def ready(self, limit: float = 180) -> None:
+        """Both workers answer /readyz: each has partitions and has recovered their state."""
+        deadline = time.monotonic() + limit
+        async with httpx.AsyncClient(timeout=2) as c:
+            for port in (self.port, PORTS["assessor"]):
+                while True:
+                    try:
+                        if (await c.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if self.proc is not None and self.proc.poll() is not None:
+                        raise RuntimeError("the second assessor exited; see assessor-2.log")
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"assessor on :{port} not ready with two workers")
+                    await asyncio.sleep(0.5)
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+async def second_round(stack: Stack, result: DrillResult, now: dt.datetime) -> None:
+    """Another report from each patient after the failover: in the state, and no second text."""
+    later = now + dt.timedelta(minutes=5)
+    again = []
+    for s in result.accepted:
+        if s.patient.red_flag:
+            continue
+        event_id = str(uuid.uuid4())
+        body = {
+            "event_id": event_id,
+            "patient_id": s.patient.pid,
+            "occurred_at": later.isoformat(),
+            "source": "app",
+            "severity": 2,
+        }
+        r = await stack.ingest.post("/v1/symptom-reports", json=body, timeout=10)
+        if r.status_code != 202:
+            result.failures.append(f"{s.patient.pid}: second report refused ({r.status_code})")
+            continue
+        again.append(Sent(s.patient, event_id))
+    deadline = time.monotonic() + 120
+    pending = again
+    while pending and time.monotonic() < deadline:
+        still = []
+        for s in pending:
+            rec = await stack.recovery(s.patient.pid)
+            if rec is None or s.event_id not in {r["event_id"] for r in rec["reports"]}:
+                still.append(s)
+        pending = still
+        if pending:
+            await asyncio.sleep(2)
+    for s in pending:
+        result.failures.append(f"{s.patient.pid}: second report not in the assessor's state")
+    await asyncio.sleep(5)  # a wrongly repeated reassurance would be sent by now
+    for s in again:
+        if len(await stack.texts_to(s.patient.phone)) != 1:
+            result.failures.append(
+                f"{s.patient.pid}: {len(await stack.texts_to(s.patient.phone))} texts after"
+                " the failover (state lost with the partition?)"
+            )
+
+
 async def up() -> None:
     await asyncio.to_thread(sh, "deploy/stack.sh", "up")
 
 
-async def fault(stack: Stack, name: str) -> None:
-    if name in ("assessor", "notifier", "ingest"):
+async def fault(stack: Stack, name: str, second: SecondAssessor | None = None) -> None:
+    if name == "scaleout":
+        assert second is not None
+        second.kill9()
+    elif name in ("assessor", "notifier", "ingest"):
         kill9(name)
         await asyncio.sleep(1)
         await up()
@@ -243,15 +346,29 @@ async def drill(
 ) -> DrillResult:
     result = DrillResult(name)
     t0 = time.monotonic()
-    flow = asyncio.create_task(stream(stack, patients, now, rate, result))
-    await asyncio.sleep(3)
+    second = SecondAssessor() if name == "scaleout" else None
     try:
-        await fault(stack, name)
+        if second is not None:
+            second.start()
+            await second.ready()
+        flow = asyncio.create_task(stream(stack, patients, now, rate, result))
+        # The second worker is killed halfway through the stream, the others' faults at 3 s.
+        await asyncio.sleep(3 if second is None else len(patients) / rate / 2)
+        try:
+            await fault(stack, name, second)
+        finally:
+            await up()  # whatever happened, leave the stack running
+        await flow
     finally:
-        await up()  # whatever happened, leave the stack running
-    await flow
+        if second is not None:
+            second.kill9()
     await wait_ready()
+    # After a kill -9 the group waits out the dead member's session before it rebalances.
     await verify(stack, result, within=150)
+    if second is not None:
+        if not second.batches_applied():
+            result.failures.append("the second worker applied nothing: no partition moved")
+        await second_round(stack, result, now)
     await no_crash_loop(result)
     result.seconds = time.monotonic() - t0
     return result
