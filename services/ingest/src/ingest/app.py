@@ -420,39 +420,52 @@ def create_app(
         res = deps()
         key = str(body.event_id) if body.event_id is not None else idempotency_key
         scope = "symptom-report"
+
+        async def checked(conn: asyncpg.Connection | asyncpg.Pool) -> SymptomReported:
+            now = await clock_now(conn)
+            if body.occurred_at > now + settings.max_future_skew:
+                raise invalid("occurred_at", "is in the future")
+            if body.occurred_at < now - settings.max_report_age:
+                raise invalid("occurred_at", "is too far in the past")
+            if not await registry.patient_exists(conn, body.patient_id):
+                raise ApiError(
+                    404,
+                    "unknown_patient",
+                    "No patient is enrolled with that id.",
+                    [{"field": "patient_id", "message": "not enrolled"}],
+                )
+            return SymptomReported(
+                event_id=body.event_id or _derived_id(scope, idempotency_key),
+                occurred_at=body.occurred_at,
+                recorded_at=now,
+                patient_id=body.patient_id,
+                source="api",
+                payload=SymptomReportedPayload(
+                    severity=body.severity, note=body.note, channel=body.source
+                ),
+            )
+
         try:
-            async with res.pool.acquire() as conn, conn.transaction():
-                fingerprint = registry.fingerprint(
-                    body.model_dump(mode="json", exclude={"event_id"})
-                )
-                replay = await claim(conn, scope, key, fingerprint)
-                if replay is not None:
-                    return replay
-                now = await clock_now(conn)
-                if body.occurred_at > now + settings.max_future_skew:
-                    raise invalid("occurred_at", "is in the future")
-                if body.occurred_at < now - settings.max_report_age:
-                    raise invalid("occurred_at", "is too far in the past")
-                if not await registry.patient_exists(conn, body.patient_id):
-                    raise ApiError(
-                        404,
-                        "unknown_patient",
-                        "No patient is enrolled with that id.",
-                        [{"field": "patient_id", "message": "not enrolled"}],
-                    )
-                event = SymptomReported(
-                    event_id=body.event_id or _derived_id(scope, idempotency_key),
-                    occurred_at=body.occurred_at,
-                    recorded_at=now,
-                    patient_id=body.patient_id,
-                    source="api",
-                    payload=SymptomReportedPayload(
-                        severity=body.severity, note=body.note, channel=body.source
-                    ),
-                )
+            if key is None:
+                # Nothing to remember: two reads, then the publish, with no connection held
+                # while the broker acknowledges (its event id is new, so a retry is a new
+                # report; send an event_id to make retries safe).
+                event = await checked(res.pool)
                 response = accepted(event.event_id)
-                await remember(conn, scope, key, response)
                 await publish(res.producer, PATIENT_EVENTS, event)
+            else:
+                async with res.pool.acquire() as conn, conn.transaction():
+                    fingerprint = registry.fingerprint(
+                        body.model_dump(mode="json", exclude={"event_id"})
+                    )
+                    replay = await claim(conn, scope, key, fingerprint)
+                    if replay is not None:
+                        return replay
+                    event = await checked(conn)
+                    response = accepted(event.event_id)
+                    await remember(conn, scope, key, response)
+                    # Inside the transaction: the key commits only after the broker's ack.
+                    await publish(res.producer, PATIENT_EVENTS, event)
         except UNAVAILABLE as exc:
             log.warning(
                 "report not recorded: %s",

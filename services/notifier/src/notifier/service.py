@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
@@ -51,6 +52,9 @@ PROVIDER_EVENTS_SEEN = Counter(
 )
 ESCALATIONS = Counter("notifier_escalations_total", "Page escalation steps", ["step"])
 CONSENT = Counter("notifier_consent_changes_total", "Suppression list updates", ["reason"])
+COMMITS_LOST = Counter(
+    "notifier_commits_refused_total", "Offset commits refused after a rebalance (redelivered)"
+)
 _WAIT_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400)
 DECISION_TO_SEND = Histogram(
     "notifier_decision_to_send_seconds",
@@ -181,8 +185,19 @@ class Notifier:
                     await self._until_done(handle, rec)
             if batches:
                 if commit:
-                    await consumer.commit()
+                    await self._commit(consumer)
                 self.wake.set()
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit what was handled. After a stall longer than the group's session (a paused
+        process, CPU starvation) the group has moved on and the commit fails: the records
+        go to whoever owns their partition now, and are handled again (idempotently) there
+        or here. Carrying on, not dying, is what keeps this loop alive."""
+        try:
+            await consumer.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            COMMITS_LOST.inc()
+            log.warning("offset commit refused after a rebalance: %s", type(exc).__name__)
 
     async def _until_done(self, handle: Handler, rec: ConsumerRecord[Any, Any]) -> None:
         """Never skip an event: while the database is down, wait and try again."""
