@@ -36,10 +36,10 @@ typecheck: install ## mypy --strict
 unit: install ## unit tests (no infrastructure)
 	@$(UV) run --frozen pytest tests/unit -q
 
-integration: install ## integration, end-to-end tests and scenarios on the real stack (started if needed)
+integration: install ## integration, end-to-end tests, scenarios and the PostgreSQL-outage drill on the real stack
 	@deploy/chromium.sh
 	@deploy/prometheus.sh
-	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios'
+	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios && $(PY) -m tools.chaos --only postgres --per-drill 20'
 
 
 schemas: install ## re-export the events' JSON Schemas into docs/schemas

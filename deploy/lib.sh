@@ -38,3 +38,14 @@ tail_log() {
   log "last lines of $1:"
   tail -n 40 "$1" >&2
 }
+
+# apt_ensure COMMAND PACKAGE: install Debian's PACKAGE (no recommends) unless COMMAND exists.
+apt_ensure() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local sudo=()
+  if ((EUID != 0)); then sudo=(sudo); fi
+  log "installing Debian's $2 (apt)"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+  command -v "$1" >/dev/null
+}

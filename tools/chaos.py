@@ -32,6 +32,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,18 +143,26 @@ async def stream(
     await asyncio.gather(*tasks)
 
 
-async def wait_ready(limit: float = 180) -> None:
+async def wait_ready(
+    limit: float = 180,
+    ports: dict[str, int] | None = None,
+    running: Callable[[], bool] | None = None,
+) -> None:
+    """Every service (or each of ``ports``) answers /readyz 200 within ``limit`` seconds;
+    ``running`` says whether a process we started is still there to wait for."""
     deadline = time.monotonic() + limit
     async with httpx.AsyncClient(timeout=2) as c:
-        for s in SERVICES:
+        for name, port in (ports or {s: PORTS[s] for s in SERVICES}).items():
             while True:
                 try:
-                    if (await c.get(f"http://127.0.0.1:{PORTS[s]}/readyz")).status_code == 200:
+                    if (await c.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
+                if running is not None and not running():
+                    raise RuntimeError(f"{name} exited; see its log")
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{s} not ready")
+                    raise TimeoutError(f"{name} not ready")
                 await asyncio.sleep(0.5)
 
 
@@ -189,20 +198,8 @@ class SecondAssessor:
 
     async def ready(self, limit: float = 180) -> None:
         """Both workers answer /readyz: each has partitions and has recovered their state."""
-        deadline = time.monotonic() + limit
-        async with httpx.AsyncClient(timeout=2) as c:
-            for port in (self.port, PORTS["assessor"]):
-                while True:
-                    try:
-                        if (await c.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if self.proc is not None and self.proc.poll() is not None:
-                        raise RuntimeError("the second assessor exited; see assessor-2.log")
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"assessor on :{port} not ready with two workers")
-                    await asyncio.sleep(0.5)
+        ports = {"assessor-2": self.port, "assessor": PORTS["assessor"]}
+        await wait_ready(limit, ports, lambda: self.proc is not None and self.proc.poll() is None)
 
     def kill9(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

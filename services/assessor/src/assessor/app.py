@@ -63,8 +63,9 @@ BATCH = Histogram(
     "Events per patient-events batch",
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000),
 )
-PROJECTION_RETRIES = Counter(
-    "assessor_projection_retries_total", "Read-model writes retried after a database error"
+APPLY_RETRIES = Counter(
+    "assessor_apply_retries_total",
+    "Batches retried after a database or broker error (the stream waits meanwhile)",
 )
 DEAD = Counter("assessor_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
 # Computed from the read model on each scrape (every replica reports the whole cohort:
@@ -238,26 +239,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
             return decoded.get(patient_id, stored)
         return PatientState(patient_id=patient_id)
 
-    async def write_projection(views: list[dict[str, Any]]) -> None:
-        """The read model for a batch, retried until PostgreSQL takes it.
-
-        Waiting here holds the stream (nothing is acknowledged, nothing else changes), so
-        an outage delays the read model and never loses a write.
-        """
-        delay = 0.1
-        while True:
-            try:
-                await projection.save_many(await store.get(), views)
-                return
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                PROJECTION_RETRIES.inc()
-                log.warning(
-                    "read model write failed (%s); retrying in %.1fs", type(exc).__name__, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def apply(work: list[Work]) -> int:
+    async def apply(work: list[Work], rejected: dict[int, Exception]) -> int:
         """Read, decide, write, emit for a batch of inputs: the only place state changes.
 
         ``decide`` is pure, so the whole batch is decided in memory first (a patient that
@@ -265,22 +247,28 @@ def create_app(settings: AssessorSettings) -> faust.App:
         written in one transaction; the decisions are produced and their acks awaited; only
         then does the state table change. A crash at any point before the state changes
         leaves the old state, and the redelivered batch decides the same again (decision ids
-        and dedupe keys are deterministic; the read model upsert is idempotent).
+        and dedupe keys are deterministic; the read model upsert is idempotent). An input the
+        rules cannot decide is left out and put in ``rejected`` (by its index) instead.
         """
+        rejected.clear()
         touched: dict[str, tuple[PatientState, int]] = {}
         changed: dict[str, PatientState] = {}
         emitted: list[tuple[str, Notify, dt.datetime]] = []
-        for patient_id, inp, now, partition in work:
+        for i, (patient_id, inp, now, partition) in enumerate(work):
             seen = touched.get(patient_id)
-            state = seen[0] if seen is not None else load(patient_id)
-            result: Decision = decide(state, inp, now)
+            try:
+                state = seen[0] if seen is not None else load(patient_id)
+                result: Decision = decide(state, inp, now)
+            except Exception as exc:  # a rule bug or a bad stored state: this input only
+                rejected[i] = exc
+                continue
             emitted.extend((patient_id, cmd, now) for cmd in result.commands)
             if result.state != state:
                 changed[patient_id] = result.state
             touched[patient_id] = (result.state, partition)
         views = [v for s in changed.values() if (v := projection.recovery_view(s)) is not None]
         if views:
-            await write_projection(views)
+            await projection.save_many(await store.get(), views)
         sent = []
         for patient_id, cmd, now in emitted:
             sent.append(
@@ -303,11 +291,29 @@ def create_app(settings: AssessorSettings) -> faust.App:
             timers.set(partition, patient_id, next_due(state))
         return len(emitted)
 
+    async def apply_until_done(work: list[Work], rejected: dict[int, Exception]) -> int:
+        """``apply``, retried until it succeeds: a database or broker outage holds the stream
+        (nothing is acknowledged) instead of losing the batch. Retrying is safe because
+        nothing changes the state before the last step, and what went out before a failure
+        (the read model, decisions) is repeated identically."""
+        delay = 0.1
+        while True:
+            try:
+                return await apply(work, rejected)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                APPLY_RETRIES.inc()
+                log.warning("batch not applied (%s); retrying in %.1fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def on_patient_events(events: list[Any]) -> None:
         """One batch from ``patient-events.v1``: unparseable events to the dead letters."""
         t0 = time.perf_counter()
         work: list[Work] = []
         applied: list[tuple[str, str, str]] = []
+        sources: list[Any] = []
         for event in events:
             raw, key = event.value, event.key
             try:
@@ -325,10 +331,23 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 continue
             work.append((parsed.patient_id, inp, parsed.recorded_at, event.message.partition))
             applied.append((str(parsed.event_id), parsed.type, parsed.patient_id))
+            sources.append(event)
         if not work:
             return
+        rejected: dict[int, Exception] = {}
         async with applying:
-            emitted = await apply(work)
+            emitted = await apply_until_done(work, rejected)
+        for i, error in rejected.items():
+            EVENTS.labels(PATIENT_EVENTS, applied[i][1], "dead_letter").inc()
+            log.error(
+                "event the rules could not decide sent to the dead-letter topic: %s",
+                type(error).__name__,
+                extra={"event_id": applied[i][0], "patient": patient_ref(applied[i][2])},
+            )
+            await dead_letter(
+                sources[i].key, sources[i].value, PATIENT_EVENTS, f"undecidable: {error!r}"
+            )
+        applied = [a for i, a in enumerate(applied) if i not in rejected]
         BATCH.observe(len(events))
         per_event = (time.perf_counter() - t0) / len(events)
         for event_id, type_, patient_id in applied:
@@ -366,8 +385,20 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 if not timers.built(partition):
                     build_timers(partition)
                 due = timers.pop_due(partition, now)
-                await apply([(patient_id, ClockTicked(), now, partition) for patient_id in due])
-        await projection.save_clock(await store.get(), partition, now)
+                work: list[Work] = [(p, ClockTicked(), now, partition) for p in due]
+                rejected: dict[int, Exception] = {}
+                await apply_until_done(work, rejected)
+        for i, error in rejected.items():
+            log.error(
+                "a due patient the rules could not decide: %s",
+                type(error).__name__,
+                extra={"partition": partition, "patient": patient_ref(work[i][0])},
+            )
+        try:
+            await projection.save_clock(await store.get(), partition, now)
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Only the read API's "day as of now" uses it, and the next tick moves it on.
+            log.warning("clock not recorded in the read model: %s", type(exc).__name__)
         EVENTS.labels(CLOCK, event.type, "ok").inc()
         if due:
             log.info("tick", extra={"partition": partition, "due": len(due)})
