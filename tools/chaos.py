@@ -32,7 +32,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,18 +227,12 @@ async def second_round(stack: Stack, result: DrillResult, now: dt.datetime) -> N
             result.failures.append(f"{s.patient.pid}: second report refused ({r.status_code})")
             continue
         again.append(Sent(s.patient, event_id))
-    deadline = time.monotonic() + 120
-    pending = again
-    while pending and time.monotonic() < deadline:
-        still = []
-        for s in pending:
-            rec = await stack.recovery(s.patient.pid)
-            if rec is None or s.event_id not in {r["event_id"] for r in rec["reports"]}:
-                still.append(s)
-        pending = still
-        if pending:
-            await asyncio.sleep(2)
-    for s in pending:
+
+    async def in_state(s: Sent) -> bool:
+        rec = await stack.recovery(s.patient.pid)
+        return rec is not None and s.event_id in {r["event_id"] for r in rec["reports"]}
+
+    for s in await unmet(again, in_state, within=120):
         result.failures.append(f"{s.patient.pid}: second report not in the assessor's state")
     await asyncio.sleep(5)  # a wrongly repeated reassurance would be sent by now
     for s in again:
@@ -284,19 +278,22 @@ async def fault(stack: Stack, name: str, second: SecondAssessor | None = None) -
             await stack.sandbox.post("/sandbox/faults", json={"mode": "none", "count": None})
 
 
-async def verify(stack: Stack, result: DrillResult, within: float) -> None:
-    """Wait (up to ``within`` s) until every expectation holds, then check nothing doubles."""
+async def unmet(
+    sent: list[Sent], ok: Callable[[Sent], Awaitable[bool]], within: float
+) -> list[Sent]:
+    """Poll ``ok`` for each until all hold or ``within`` s pass; return those that never did."""
     deadline = time.monotonic() + within
-    pending = list(result.accepted)
+    pending = list(sent)
     while pending and time.monotonic() < deadline:
-        still = []
-        for s in pending:
-            if not await satisfied(stack, s):
-                still.append(s)
-        pending = still
+        pending = [s for s in pending if not await ok(s)]
         if pending:
             await asyncio.sleep(2)
-    for s in pending:
+    return pending
+
+
+async def verify(stack: Stack, result: DrillResult, within: float) -> None:
+    """Wait (up to ``within`` s) until every expectation holds, then check nothing doubles."""
+    for s in await unmet(result.accepted, lambda s: satisfied(stack, s), within):
         result.failures.append(f"{s.patient.pid}: {await describe(stack, s)}")
     await asyncio.sleep(3)  # anything sent twice would show up by now
     for s in result.accepted:
