@@ -19,9 +19,10 @@ class IngestSettings(CommonSettings):
         default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL"
     )
     clinic_name: str = Field(default="the MVD clinic", validation_alias="CLINIC_NAME")
-    #: PostgreSQL connections: each request holds one until the broker has acknowledged its
-    #: event (the registry transaction commits after the ack), so this bounds the requests
-    #: in flight (wrk, 64 clients: 988 requests/s with 10, 1,305 with 32).
+    #: PostgreSQL connections: an enrollment or a keyed report holds one until the broker
+    #: has acknowledged its event (the registry transaction commits after the ack), so this
+    #: bounds those requests in flight (wrk, 64 clients, when every report held one: 988
+    #: requests/s with 10, 1,305 with 32).
     db_pool_size: int = Field(default=32, ge=2, le=200, validation_alias="INGEST_DB_POOL_SIZE")
     #: With the wall clock, how often to publish the time to clock.v1 (0: never).
     tick_interval_s: float = Field(default=60.0, ge=0, validation_alias="CLOCK_TICK_SECONDS")

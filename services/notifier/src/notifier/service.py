@@ -52,7 +52,7 @@ PROVIDER_EVENTS_SEEN = Counter(
 )
 ESCALATIONS = Counter("notifier_escalations_total", "Page escalation steps", ["step"])
 CONSENT = Counter("notifier_consent_changes_total", "Suppression list updates", ["reason"])
-COMMITS_LOST = Counter(
+COMMITS_REFUSED = Counter(
     "notifier_commits_refused_total", "Offset commits refused after a rebalance (redelivered)"
 )
 _WAIT_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400)
@@ -196,7 +196,7 @@ class Notifier:
         try:
             await consumer.commit()
         except (CommitFailedError, IllegalStateError) as exc:
-            COMMITS_LOST.inc()
+            COMMITS_REFUSED.inc()
             log.warning("offset commit refused after a rebalance: %s", type(exc).__name__)
 
     async def _until_done(self, handle: Handler, rec: ConsumerRecord[Any, Any]) -> None:
