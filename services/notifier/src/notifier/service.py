@@ -51,6 +51,15 @@ PROVIDER_EVENTS_SEEN = Counter(
     "notifier_provider_events_total", "Status callbacks and ACKs consumed", ["type", "outcome"]
 )
 ESCALATIONS = Counter("notifier_escalations_total", "Page escalation steps", ["step"])
+INCIDENTS = Counter(
+    "notifier_page_incidents_total",
+    "Urgent alerts still unacknowledged after their last reminder (reached: whether any of"
+    " their texts was reported delivered)",
+    ["reached"],
+)
+ACKS_THROTTLED = Counter(
+    "notifier_acks_throttled_total", "ACK texts ignored: too many wrong codes from that phone"
+)
 CONSENT = Counter("notifier_consent_changes_total", "Suppression list updates", ["reason"])
 COMMITS_REFUSED = Counter(
     "notifier_commits_refused_total", "Offset commits refused after a rebalance (redelivered)"
@@ -76,6 +85,8 @@ for _reason in ("invalid", "retries_exhausted"):
 for _status in ("sent", "failed", "suppressed", "retry"):
     SENT.labels("reassurance", _status, "")
 ESCALATIONS.labels("1")
+for _reached in ("yes", "no"):
+    INCIDENTS.labels(_reached)
 for _reason in ("enrollment", "stop", "provider_21610"):
     CONSENT.labels(_reason)
 for _type, _outcome in (("status", "applied"), ("ack", "acknowledged")):
@@ -93,7 +104,8 @@ def utcnow() -> dt.datetime:
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> dt.timedelta:
     """Exponential backoff with full jitter for retry ``attempt`` (1-based)."""
-    return dt.timedelta(seconds=random.uniform(0, min(cap, base * 2 ** (attempt - 1))))  # noqa: S311
+    ceiling = min(cap, base * 2 ** min(attempt - 1, 40))  # pages retry without end
+    return dt.timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311
 
 
 @dataclass(frozen=True)
@@ -113,8 +125,12 @@ class Policy:
     escalation_repeats: int = 3
     reconcile_every: dt.timedelta = dt.timedelta(seconds=5)
     retry_base: float = 2.0
+    #: Pages are retried for as long as their alert is open, at most this far apart.
     retry_cap: float = 300.0
     batch: int = 20
+    #: Wrong ACK codes a phone may text within ``ack_window`` before its ACKs are ignored.
+    ack_failures: int = 5
+    ack_window: dt.timedelta = dt.timedelta(minutes=15)
 
 
 class SimulatedClock:
@@ -258,11 +274,16 @@ class Notifier:
         if await ledger.exists(self.pool, p.dedupe_key):
             return False
         facts = self._page_facts(p.facts, event.patient_id, p.rule)
-        for _ in range(10):  # a fresh code when one is taken by another alert
+        escalate_at = (
+            max(created, p.due_at) + self.policy.ack_timeout if p.urgency == "urgent" else None
+        )
+        for _ in range(10):  # a fresh code when one is taken by another open alert
             code = ledger.new_ack_code()
             body = render(p.kind, p.language, facts, self.clinic, ack_code=code)
             try:
-                return await ledger.record(self.pool, event, body, created, ack_code=code)
+                return await ledger.record(
+                    self.pool, event, body, created, ack_code=code, escalate_at=escalate_at
+                )
             except asyncpg.UniqueViolationError:
                 continue
         raise RuntimeError("no free acknowledgement code")
@@ -325,18 +346,28 @@ class Notifier:
             ):
                 await ledger.escalate_now(self.pool, row["notification_id"], self.clock())
         elif isinstance(event, AckReceived):
-            root = await ledger.acknowledge_by_code(
-                self.pool,
-                event.payload.ack_code,
-                event.payload.from_phone,
-                self.clock(),
-                self.wall(),
-            )
-            PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
-            log.info(
-                "page acknowledged by SMS" if root else "ACK matched no page of that phone",
-                extra={"notification_id": str(root) if root else None},
-            )
+            await self._on_ack(event)
+
+    async def _on_ack(self, event: AckReceived) -> None:
+        """``ACK <code>`` by SMS. A phone that texted too many wrong codes lately is ignored
+        for a while (codes are short enough to type, so guessing must be slow)."""
+        phone, wall = event.payload.from_phone, self.wall()
+        since = wall - self.policy.ack_window
+        if await ledger.ack_failures_since(self.pool, phone, since) >= self.policy.ack_failures:
+            ACKS_THROTTLED.inc()
+            PROVIDER_EVENTS_SEEN.labels("ack", "throttled").inc()
+            log.warning("ACK ignored: too many wrong codes from that phone lately")
+            return
+        root = await ledger.acknowledge_by_code(
+            self.pool, event.payload.ack_code, phone, self.clock(), wall
+        )
+        if root is None:
+            await ledger.record_ack_failure(self.pool, phone, wall, self.policy.ack_window)
+        PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
+        log.info(
+            "page acknowledged by SMS" if root else "ACK matched no page of that phone",
+            extra={"notification_id": str(root) if root else None},
+        )
 
     def on_clock_event(self, clock: SimulatedClock) -> Handler:
         async def handle(rec: ConsumerRecord[Any, Any]) -> None:
@@ -367,12 +398,13 @@ class Notifier:
                 self.wake.clear()
 
     async def tick(self) -> int:
-        """One round: reconcile (now and then), escalate, dispatch."""
+        """One round: escalate (first: nothing below may hold it up), reconcile (now and
+        then), dispatch."""
+        await self.escalate_once()
         wall = self.wall()
         if wall - self._last_reconcile >= self.policy.reconcile_every:
             self._last_reconcile = wall
             await self.reconcile_once()
-        await self.escalate_once()
         return await self.dispatch_once()
 
     async def dispatch_once(self, limit: int | None = None) -> int:
@@ -456,6 +488,11 @@ class Notifier:
         nid, kind = row["notification_id"], row["kind"]
         code = str(exc.code or "")
         wall = self.wall()
+        page = self._is_page(row)
+        if page and (exc.permanent or row["attempts"] == self.max_attempts):
+            # First, before anything that can fail: the alert moves on to its next step now.
+            await ledger.escalate_now(self.pool, nid, self.clock())
+            self.wake.set()
         if exc.permanent:
             if row["audience"] == "patient" and exc.code == UNSUBSCRIBED:
                 await ledger.mark_failed(
@@ -469,9 +506,24 @@ class Notifier:
             log.warning(
                 "notification failed", extra={"notification_id": str(nid), "error": str(exc)}
             )
+        elif page:
+            # Never final while its alert is open: retried with capped back-off.
+            await self._retry_later(row, exc, verify=False)
+            SENT.labels(kind, "retry", code).inc()
+            if row["attempts"] == self.max_attempts:
+                log.warning(
+                    "page still undelivered after %d attempts: escalated, still retrying",
+                    row["attempts"],
+                    extra={"notification_id": str(nid), "error": str(exc)},
+                )
         elif row["attempts"] >= self.max_attempts:
             await ledger.mark_failed(self.pool, nid, str(exc), wall, error_code=exc.code)
             SENT.labels(kind, "failed", code).inc()
+            log.warning(
+                "notification failed after %d attempts",
+                row["attempts"],
+                extra={"notification_id": str(nid), "error": str(exc)},
+            )
             DEAD.labels("retries_exhausted").inc()
             await self.producer.send_and_wait(
                 DEADLETTER,
@@ -488,18 +540,9 @@ class Notifier:
                 ).encode(),
                 headers=[("reason", b"retries exhausted"), ("topic", DECISIONS.encode())],
             )
-            log.warning(
-                "notification failed after %d attempts",
-                row["attempts"],
-                extra={"notification_id": str(nid), "error": str(exc)},
-            )
         else:
             await self._retry_later(row, exc, verify=row["audience"] == "patient" and exc.ambiguous)
             SENT.labels(kind, "retry", code).inc()
-            return
-        if self._is_page(row):
-            await ledger.escalate_now(self.pool, nid, self.clock())  # a page is never lost
-            self.wake.set()
 
     async def _retry_later(self, row: asyncpg.Record, exc: SendError, *, verify: bool) -> None:
         wall = self.wall()
@@ -635,6 +678,14 @@ class Notifier:
             render=self._render_escalation,
         )
         for esc in done:
+            if esc.incident:
+                INCIDENTS.labels("yes" if esc.reached else "no").inc()
+                log.error(
+                    "urgent alert unanswered after its last reminder%s",
+                    "" if esc.reached else ": none of its texts was reported delivered",
+                    extra={"notification_id": str(esc.root["notification_id"])},
+                )
+                continue
             ESCALATIONS.labels(str(esc.step)).inc()
             log.info(
                 "page escalated",
