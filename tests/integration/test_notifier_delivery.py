@@ -359,6 +359,11 @@ async def test_consent_from_the_patient_stream(ledger_pool, producer) -> None:  
     assert await outcome(enrolled) == "suppressed"
     assert await outcome(start) == "sent"
     assert await outcome(report, stop) == "suppressed"
+    # Re-enrolling (an update, with sms_consent true) never subscribes them again.
+    reenrolled = PatientEnrolled.model_validate(
+        {**envelope(patient), "payload": {**enrolled.payload.model_dump(), "sms_consent": True}}
+    )
+    assert await outcome(reenrolled) == "suppressed"
     await n.on_patient_event(Record(b"{not json"))  # not ours to dead-letter
     await n.on_patient_event(Record(b'{"type": "consent.changed", "payload": 1}'))
     assert await outcome() == "suppressed"

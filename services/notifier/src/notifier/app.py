@@ -19,6 +19,7 @@ from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
+from shared.supervisor import Supervisor
 from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
@@ -88,6 +89,7 @@ def create_app(
     """The API and the loops. The business clock is ``clock`` if given, else the simulated
     clock when ``SIMULATED_CLOCK=1``, else the wall clock."""
     state: dict[str, object] = {}
+    supervisor = Supervisor(stale_after=settings.loop_stale_s)
     simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
     now: Callable[[], dt.datetime] = clock or simulated or wall
 
@@ -119,34 +121,13 @@ def create_app(
             policy=settings.policy(),
         )
         state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
-        tasks = [
-            asyncio.create_task(notifier.consume(consumers["decisions"]), name="decisions"),
-            asyncio.create_task(
-                notifier.consume_topic(consumers["consent"], notifier.on_patient_event),
-                name="consent",
-            ),
-            asyncio.create_task(
-                notifier.consume_topic(consumers["provider"], notifier.on_provider_event),
-                name="provider-events",
-            ),
-            asyncio.create_task(notifier.dispatch_forever(), name="dispatch"),
-        ]
-        if simulated is not None:
-            tasks.append(
-                asyncio.create_task(
-                    notifier.consume_topic(
-                        consumers["clock"], notifier.on_clock_event(simulated), commit=False
-                    ),
-                    name="clock",
-                )
-            )
-        state["tasks"] = tasks
+        for name, loop in notifier.loops(consumers, simulated).items():
+            supervisor.add(name, loop)
+        supervisor.start()
         try:
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await supervisor.stop()
             for c in consumers.values():
                 await c.stop()
             await producer.stop()
@@ -173,8 +154,7 @@ def create_app(
         consumer = state.get("consumer")
         if isinstance(consumer, AIOKafkaConsumer):
             checks["kafka"] = bool(consumer.assignment())
-        tasks = state.get("tasks")
-        checks["loops"] = isinstance(tasks, list) and not any(t.done() for t in tasks)
+        checks["loops"] = bool(supervisor.loops) and not supervisor.stale()
         return checks
 
     async def refresh_metrics() -> None:
@@ -182,7 +162,7 @@ def create_app(
         if isinstance(p, asyncpg.Pool):
             await asyncio.wait_for(ledger_metrics.refresh(p), 2)
 
-    install_probes(app, ready, refresh_metrics)
+    install_probes(app, ready, refresh_metrics, supervisor.stale)
 
     @app.get("/v1/patients/{patient_id}/notifications", dependencies=[auth])
     async def notifications(patient_id: str) -> dict[str, list[dict[str, object]]]:

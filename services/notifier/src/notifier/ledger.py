@@ -365,21 +365,29 @@ async def set_consent(
     reason: str,
     now: dt.datetime,
     event_id: uuid.UUID | None,
-) -> None:
-    await pool.execute(
+    *,
+    only_if_absent: bool = False,
+) -> bool:
+    """Record a patient's consent; with ``only_if_absent`` (an enrollment) only when none is
+    on record yet. True when it was written."""
+    written = await pool.fetchval(
         """
         INSERT INTO notifier.suppressions (patient_id, suppressed, reason, changed_at, event_id)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (patient_id) DO UPDATE SET suppressed = EXCLUDED.suppressed,
             reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at,
             event_id = EXCLUDED.event_id
+        WHERE NOT $6
+        RETURNING true
         """,
         patient_id,
         not consent,
         reason,
         now,
         event_id,
+        only_if_absent,
     )
+    return bool(written)
 
 
 async def is_suppressed(pool: asyncpg.Pool, patient_id: str) -> bool:

@@ -36,6 +36,7 @@ from shared.events import (
 )
 from shared.kafka import publish
 from shared.logs import patient_ref
+from shared.supervisor import Loop, beat
 from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,10 @@ class Notifier:
     async def consume_topic(
         self, consumer: AIOKafkaConsumer, handle: Handler, *, commit: bool = True
     ) -> None:
-        """Handle every record, then commit the batch's offsets (only after all are done)."""
+        """Handle every record, then commit the batch's offsets (only after all are done).
+        A restart (after a crash mid-batch) first goes back to the committed offsets (without
+        commits: to the beginning), so no record fetched but not handled is skipped."""
+        await self._rewind(consumer, to_committed=commit)
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for records in batches.values():
@@ -203,6 +207,16 @@ class Notifier:
                 if commit:
                     await self._commit(consumer)
                 self.wake.set()
+            beat()
+
+    @staticmethod
+    async def _rewind(consumer: AIOKafkaConsumer, *, to_committed: bool) -> None:
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp) if to_committed else None
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what was handled. After a stall longer than the group's session (a paused
@@ -224,6 +238,7 @@ class Notifier:
                 return
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("ledger unavailable, retrying: %s", type(exc).__name__)
+                beat()  # waiting for the database is not being stuck
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -313,15 +328,27 @@ class Notifier:
             log.warning("invalid %s on %s ignored", kind, PATIENT_EVENTS)
             return
         if isinstance(event, PatientEnrolled):
-            consent, reason = event.payload.sms_consent, "enrollment"
+            # Only the first enrollment sets consent; an update never changes it.
+            if await ledger.set_consent(
+                self.pool,
+                event.patient_id,
+                event.payload.sms_consent,
+                "enrollment",
+                event.recorded_at,
+                event.event_id,
+                only_if_absent=True,
+            ):
+                CONSENT.labels("enrollment").inc()
         elif isinstance(event, ConsentChanged):
-            consent, reason = event.payload.sms_consent, event.payload.reason
-        else:
-            return
-        await ledger.set_consent(
-            self.pool, event.patient_id, consent, reason, event.recorded_at, event.event_id
-        )
-        CONSENT.labels(reason).inc()
+            await ledger.set_consent(
+                self.pool,
+                event.patient_id,
+                event.payload.sms_consent,
+                event.payload.reason,
+                event.recorded_at,
+                event.event_id,
+            )
+            CONSENT.labels(event.payload.reason).inc()
 
     async def on_provider_event(self, rec: ConsumerRecord[Any, Any]) -> None:
         """Status callbacks and ``ACK <code>`` texts from ``provider-events.v1``."""
@@ -385,10 +412,45 @@ class Notifier:
 
     # -- dispatching ----------------------------------------------------------------------------
 
+    def loops(
+        self, consumers: dict[str, AIOKafkaConsumer], clock: SimulatedClock | None
+    ) -> dict[str, Loop]:
+        """Every background loop of the notifier, by name, for the supervisor: decisions,
+        consent and provider events, the clock (simulated only), and dispatch, escalation
+        and reconciliation, each on its own so no failure in one holds up another."""
+        out: dict[str, Loop] = {
+            "decisions": lambda: self.consume(consumers["decisions"]),
+            "consent": lambda: self.consume_topic(consumers["consent"], self.on_patient_event),
+            "provider-events": lambda: self.consume_topic(
+                consumers["provider"], self.on_provider_event
+            ),
+            "dispatch": self.dispatch_forever,
+            "escalation": self.escalate_forever,
+            "reconciliation": self.reconcile_forever,
+        }
+        if clock is not None:
+            out["clock"] = lambda: self.consume_topic(
+                consumers["clock"], self.on_clock_event(clock), commit=False
+            )
+        return out
+
+    async def _forever(self, name: str, once: Callable[[], Awaitable[int]], idle: float) -> None:
+        """``once`` round after round; transient failures (database down) pause it."""
+        while True:
+            beat()
+            try:
+                done = await once()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("%s paused: %s", name, type(exc).__name__)
+                done = 0
+            if not done:
+                await asyncio.sleep(max(idle, 0.05))
+
     async def dispatch_forever(self) -> None:
         while True:
+            beat()
             try:
-                sent = await self.tick()
+                sent = await self.dispatch_once()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("dispatch paused: %s", type(exc).__name__)
                 sent = 0
@@ -396,6 +458,14 @@ class Notifier:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.interval)
                 self.wake.clear()
+
+    async def escalate_forever(self) -> None:
+        await self._forever("escalation", self.escalate_once, self.interval)
+
+    async def reconcile_forever(self) -> None:
+        await self._forever(
+            "reconciliation", self.reconcile_once, self.policy.reconcile_every.total_seconds()
+        )
 
     async def tick(self) -> int:
         """One round: escalate (first: nothing below may hold it up), reconcile (now and
@@ -619,6 +689,7 @@ class Notifier:
         wall = self.wall()
         rows = await ledger.claim_stale(self.pool, wall, self.policy.lease, self.policy.batch)
         for row in rows:
+            beat()
             nid = row["notification_id"]
             try:
                 found = await self._lookup(row)
@@ -677,6 +748,8 @@ class Notifier:
             repeats=self.policy.escalation_repeats,
             render=self._render_escalation,
         )
+        if any(not esc.incident for esc in done):
+            self.wake.set()  # new escalation texts are due now
         for esc in done:
             if esc.incident:
                 INCIDENTS.labels("yes" if esc.reached else "no").inc()
