@@ -126,6 +126,7 @@ async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
         "001_ledger",
         "002_delivery",
         "003_pages_until_answered",
+        "004_voice",
     ]
     assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
     return pool

@@ -31,7 +31,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
-from ingest import inbound, outbox, registry, webhook
+from ingest import inbound, outbox, registry, voice, webhook
 from ingest.api_models import (
     Accepted,
     ClockRequest,
@@ -96,6 +96,9 @@ INBOUND = Counter(
 )
 STATUS_CALLBACKS = Counter(
     "ingest_sms_status_callbacks_total", "Twilio status callbacks by status.", ["status"]
+)
+CALL_STATUSES = Counter(
+    "ingest_call_status_callbacks_total", "Page call status callbacks by status.", ["status"]
 )
 REJECTED_SIGNATURES = Counter(
     "ingest_twilio_signature_rejected_total", "Webhooks refused for their signature.", ["path"]
@@ -719,6 +722,54 @@ def create_app(
             raise unavailable("The database") from None
         await flush(row or 0)
         STATUS_CALLBACKS.labels(status=payload.status).inc()
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/twilio/voice",
+        response_class=Response,
+        responses={200: {"description": "TwiML said to the callee"}, **WEBHOOK_ERRORS},
+    )
+    async def twilio_voice(request: Request, code: str = "") -> Response:
+        """A page call's keypress (``<Gather>`` action, ``?code=`` the alert's ACK code):
+        key 1 acknowledges, as ``ACK <code>`` from the called phone would."""
+        form = await signed_form(request)
+        check_webhook(form, inbound=False)
+        press = voice.Keypress(
+            call_sid=form.get("CallSid", ""),
+            callee=form.get("To", ""),
+            digits=form.get("Digits", ""),
+            ack_code=code.upper(),
+        )
+        if not voice.CALL_SID.match(press.call_sid):
+            raise invalid("CallSid", "must be CA and 32 hex digits")
+        if not voice.ACK_CODE.match(press.ack_code):
+            raise invalid("code", "must be the page's ACK code")
+        res = deps()
+        row = None
+        try:
+            async with res.pool.acquire() as conn, conn.transaction():
+                answer = voice.decide(press, await clock_now(conn))
+                if answer.ack is not None:
+                    row = await outbox.put(conn, PROVIDER_EVENTS, answer.ack, key=press.ack_code)
+        except UNAVAILABLE as exc:
+            log.warning("call keypress %s not recorded: %s", press.call_sid, type(exc).__name__)
+            raise unavailable("The database") from None
+        await flush(row or 0)
+        INBOUND.labels(outcome="call_ack" if row else "call_other", replayed="false").inc()
+        return Response(answer.twiml, media_type="text/xml")
+
+    @app.post(
+        "/v1/twilio/voice/status",
+        status_code=204,
+        response_class=Response,
+        responses={204: {"description": "Counted"}, **WEBHOOK_ERRORS},
+    )
+    async def twilio_voice_status(request: Request) -> Response:
+        """A page call's status callback: counted (what matters is the keypress)."""
+        form = await signed_form(request)
+        check_webhook(form, inbound=False)
+        status = form.get("CallStatus", "")
+        CALL_STATUSES.labels(status=status if status in voice.CALL_STATUSES else "other").inc()
         return Response(status_code=204)
 
     return app

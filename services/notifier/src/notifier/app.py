@@ -16,7 +16,8 @@ from notifier import ledger
 from notifier import metrics as ledger_metrics
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
-from notifier.sms import SmsSender, TwilioSmsSender
+from notifier.sms import SmsSender, TwilioSmsSender, twilio_client
+from notifier.voice import Caller, TwilioCaller
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
 from shared.supervisor import Supervisor
@@ -39,6 +40,24 @@ def twilio_sender(settings: NotifierSettings) -> SmsSender:
         base_url=settings.twilio_api_base_url or None,
         status_callback=settings.status_callback_url,
         timeout=settings.twilio_timeout_s,
+    )
+
+
+def twilio_caller(settings: NotifierSettings) -> Caller | None:
+    """Page calls through Twilio's Voice API, from ``TWILIO_FROM`` (None: texts only)."""
+    if not settings.page_voice_calls or not settings.twilio_from:
+        return None
+    client = twilio_client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_api_base_url or None,
+        settings.twilio_timeout_s,
+    )
+    base = settings.public_base_url.strip().rstrip("/")
+    return TwilioCaller(
+        client,
+        from_=settings.twilio_from,
+        status_callback=f"{base}/v1/twilio/voice/status" if base else None,
     )
 
 
@@ -83,6 +102,7 @@ async def clock_consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
 def create_app(
     settings: NotifierSettings,
     sender_factory: Callable[[NotifierSettings], SmsSender] = twilio_sender,
+    caller_factory: Callable[[NotifierSettings], Caller | None] = twilio_caller,
     clock: Callable[[], dt.datetime] | None = None,
     wall: Callable[[], dt.datetime] = utcnow,
 ) -> FastAPI:
@@ -119,6 +139,8 @@ def create_app(
             interval=settings.dispatch_interval.total_seconds(),
             wall=wall,
             policy=settings.policy(),
+            caller=caller_factory(settings),
+            public_base_url=settings.public_base_url,
         )
         state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
         for name, loop in notifier.loops(consumers, simulated).items():

@@ -22,7 +22,7 @@ COLUMNS = (
     "notification_id, kind, audience, to_phone, status, dedupe_key, created_at, scheduled_for,"
     " sent_at, provider_sid, body, attempts, patient_id, urgency, language, facts, rule,"
     " backup_phone, ack_code, root_id, escalation_step, escalations_done, verify_before_send,"
-    " call_started_at, provider_status, error_code"
+    " call_started_at, provider_status, error_code, channel"
 )
 _N_COLUMNS = ", ".join("n." + c.strip() for c in COLUMNS.split(","))
 
@@ -459,13 +459,17 @@ async def escalate_due(
     repeats: int,
     render: Callable[[asyncpg.Record, int], str],
     limit: int = 20,
+    call: Callable[[asyncpg.Record], str] | None = None,
 ) -> list[Escalation]:
     """Unacknowledged urgent pages whose timer ran out: one new ledger row per step
     (``<key>:esc<step>``), to the backup phone (the on-call phone when there is none); the
     page itself becomes ``escalated`` (once a send of it is settled; one still being retried
     stays ``scheduled``). Step 1 is the hand-over to the backup, then up to ``repeats``
     reminders, ``interval`` apart; ``interval`` after the last one, an alert still
-    unacknowledged is an incident (``incident_at``). Its texts are still retried."""
+    unacknowledged is an incident (``incident_at``). Its texts are still retried.
+
+    With ``call`` (the words a call says), step 1 also calls the on-call phone and step 2
+    the backup (``<key>:call<step>``, channel ``voice``)."""
     done: list[Escalation] = []
     async with pool.acquire() as conn, conn.transaction():
         roots = await conn.fetch(
@@ -536,6 +540,28 @@ async def escalate_due(
                 interval,
                 wall,
             )
+            if call is not None and step in (1, 2):
+                callee = root["to_phone"] if step == 1 else to_phone
+                await conn.execute(
+                    """
+                    INSERT INTO notifier.notifications (notification_id, dedupe_key,
+                        patient_id, kind, audience, urgency, to_phone, backup_phone, language,
+                        timezone, facts, evidence, rule, body, ack_code, root_id,
+                        escalation_step, status, created_at, scheduled_for, updated_at, channel)
+                    SELECT $2, dedupe_key || ':call' || $3::int, patient_id, kind, audience,
+                        urgency, $4, backup_phone, language, timezone, facts, evidence, rule,
+                        $5, ack_code, notification_id, $3, 'scheduled', $6, $6, $7, 'voice'
+                    FROM notifier.notifications WHERE notification_id = $1
+                    ON CONFLICT (dedupe_key) DO NOTHING
+                    """,
+                    root["notification_id"],
+                    uuid.uuid5(root["notification_id"], f"call{step}"),
+                    step,
+                    callee,
+                    call(root),
+                    now,
+                    wall,
+                )
             done.append(Escalation(root=root, step=step, to_phone=to_phone))
     return done
 

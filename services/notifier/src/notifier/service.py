@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from notifier import ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
 from notifier.templates import render, with_first_text_footer
+from notifier.voice import Caller, ack_url, call_twiml
 from shared.events import (
     AckReceived,
     ClockAdvanced,
@@ -58,6 +59,7 @@ INCIDENTS = Counter(
     " their texts was reported delivered)",
     ["reached"],
 )
+CALLS = Counter("notifier_page_calls_total", "Page phone calls by outcome", ["outcome"])
 ACKS_THROTTLED = Counter(
     "notifier_acks_throttled_total", "ACK texts ignored: too many wrong codes from that phone"
 )
@@ -86,6 +88,7 @@ for _reason in ("invalid", "retries_exhausted"):
 for _status in ("sent", "failed", "suppressed", "retry"):
     SENT.labels("reassurance", _status, "")
 ESCALATIONS.labels("1")
+CALLS.labels("placed")
 for _reached in ("yes", "no"):
     INCIDENTS.labels(_reached)
 for _reason in ("enrollment", "stop", "provider_21610"):
@@ -171,9 +174,14 @@ class Notifier:
         interval: float,
         wall: Callable[[], dt.datetime] = utcnow,
         policy: Policy | None = None,
+        caller: Caller | None = None,
+        public_base_url: str = "",
     ) -> None:
         self.pool = pool
         self.sender = sender
+        #: The voice channel for pages (None: texts only).
+        self.caller = caller
+        self.public_base_url = public_base_url
         self.producer = producer
         self.clock = clock
         self.wall = wall
@@ -498,6 +506,9 @@ class Notifier:
         return bool(row["audience"] == "care_team" and row["urgency"] == "urgent")
 
     async def _deliver(self, row: asyncpg.Record) -> None:
+        if row["channel"] == "voice":
+            await self._call(row)
+            return
         nid, kind = row["notification_id"], row["kind"]
         patient = row["audience"] == "patient"
         if patient and await ledger.is_suppressed(self.pool, row["patient_id"]):
@@ -548,6 +559,33 @@ class Notifier:
                 "patient": patient_ref(row["patient_id"]),
             },
         )
+
+    async def _call(self, row: asyncpg.Record) -> None:
+        """A page's phone call: the same queue, retries and escalation as its texts."""
+        nid = row["notification_id"]
+        if self.caller is None:
+            await ledger.mark_failed(
+                self.pool, nid, "no voice channel", self.wall(), status="suppressed"
+            )
+            return
+        twiml = call_twiml(
+            row["body"], ack_url(self.public_base_url, row["ack_code"]), row["language"]
+        )
+        await ledger.begin_call(self.pool, nid, row["body"], self.wall())
+        try:
+            with TWILIO_LATENCY.time():
+                result = await self.caller.call(row["to_phone"], twiml)
+        except SendError as exc:
+            await self._on_send_error(row, exc)
+            return
+        await ledger.mark_sent(self.pool, nid, result.provider_sid, self.clock(), self.wall())
+        CALLS.labels("placed").inc()
+        log.info("page call placed", extra={"notification_id": str(nid)})
+
+    def _call_words(self, root: asyncpg.Record) -> str:
+        """What a page's call says: the page without its SMS reply instruction."""
+        facts = self._page_facts(ledger.facts_of(root), root["patient_id"], root["rule"])
+        return render(root["kind"], root["language"], facts, self.clinic)
 
     def _ack_timer(self, row: asyncpg.Record) -> dt.timedelta | None:
         if self._is_page(row) and row["root_id"] is None:
@@ -747,6 +785,7 @@ class Notifier:
             interval=self.policy.escalation_interval,
             repeats=self.policy.escalation_repeats,
             render=self._render_escalation,
+            call=self._call_words if self.caller is not None else None,
         )
         if any(not esc.incident for esc in done):
             self.wake.set()  # new escalation texts are due now
