@@ -502,7 +502,7 @@ async def test_faults_and_a_crash_no_text_twice_no_page_lost(
                 await asyncio.sleep(0.025)
 
     injector = asyncio.create_task(faults())
-    first = asyncio.create_task(n1.dispatch_forever())
+    first = asyncio.gather(n1.dispatch_forever(), n1.reconcile_forever())
     await asyncio.wait_for(hangs.hung.wait(), 30)
     first.cancel()  # killed between the provider's answer and the record
     await asyncio.gather(first, return_exceptions=True)
@@ -511,7 +511,7 @@ async def test_faults_and_a_crash_no_text_twice_no_page_lost(
         ledger_pool, sandbox.sender(timeout=0.8), producer, clock, wall=real_wall,
         policy=policy, max_attempts=20,
     )  # fmt: skip
-    second = asyncio.create_task(n2.dispatch_forever())
+    second = asyncio.gather(n2.dispatch_forever(), n2.reconcile_forever())
     try:
         for _ in range(600):
             if await final(ledger_pool) and injector.done():
