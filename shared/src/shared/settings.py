@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.logs import DEV_LOG_REF_KEY
+
 DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development value, refused in production
 
 
@@ -23,6 +25,10 @@ class CommonSettings(BaseSettings):
     simulated_clock: bool = Field(default=False, validation_alias="SIMULATED_CLOCK")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     bind_host: str = Field(default="127.0.0.1", validation_alias="BIND_HOST")
+    #: The key of the patient references in log lines (``shared.logs.patient_ref``).
+    log_ref_key: SecretStr = Field(
+        default=SecretStr(DEV_LOG_REF_KEY), validation_alias="LOG_REF_KEY"
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_token_off_loopback(self) -> CommonSettings:
@@ -32,6 +38,8 @@ class CommonSettings(BaseSettings):
             raise ValueError("API_TOKEN must be at least 16 characters")
         if token == DEV_API_TOKEN and not _is_loopback(self.bind_host):
             raise ValueError("refusing the development API_TOKEN on a non-loopback BIND_HOST")
+        if len(self.log_ref_key.get_secret_value()) < 16:
+            raise ValueError("LOG_REF_KEY must be at least 16 characters")
         return self
 
 

@@ -25,6 +25,7 @@ from notifier import ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
 from notifier.templates import render, with_first_text_footer
 from notifier.voice import Caller, ack_url, call_twiml
+from shared.errors import describe
 from shared.events import (
     AckReceived,
     ClockAdvanced,
@@ -274,7 +275,7 @@ class Notifier:
             log.warning(
                 "undecodable decision sent to the dead-letter topic: %s", type(exc).__name__
             )
-            await self._dead_letter(rec, DECISIONS, str(exc))
+            await self._dead_letter(rec, DECISIONS, describe(exc))
             return
         inserted = await self._record(event)
         CONSUMED.labels("recorded" if inserted else "duplicate").inc()
@@ -364,7 +365,7 @@ class Notifier:
             event = parse_event(rec.value)
         except ValidationError as exc:
             PROVIDER_EVENTS_SEEN.labels("invalid", "dead_letter").inc()
-            await self._dead_letter(rec, PROVIDER_EVENTS, str(exc))
+            await self._dead_letter(rec, PROVIDER_EVENTS, describe(exc))
             return
         if isinstance(event, MessageStatusReported):
             p = event.payload
