@@ -59,4 +59,4 @@ bench: install ## benchmarks against the running stack; writes .run/bench.json a
 	@$(PY) -m tools.bench
 
 chaos: install ## fault drills against the running stack (~14 min); exit 1 if a drill fails
-	@$(PY) -m tools.chaos && $(PY) -m tools.chaos_paging
+	@$(PY) -m tools.chaos && deploy/with-stack.sh $(PY) -m tools.chaos_paging

@@ -7,7 +7,8 @@
 - ``provider``: the SMS provider (the sandbox) answers 500 to every text and call while red
   flags arrive and the simulated clock moves 30 minutes on; when it returns, every page must
   reach its on-call phone, the on-call must also have been called (the voice fallback), and
-  no notification may be ``failed``. Needs ``SIMULATED_CLOCK=1``.
+  no notification may be ``failed``. Needs ``SIMULATED_CLOCK=1`` (``make chaos`` switches
+  the running stack to it for these drills with ``deploy/with-stack.sh``, and back).
 - ``loops``: an exception injected into each of the notifier's loops (the integration test
   tests/integration/test_notifier_loops.py, on this stack's Kafka and PostgreSQL).
 
@@ -179,6 +180,9 @@ async def main(only: list[str], texts: int, kafka_down: float, minutes: int) -> 
     ok = True
     async with Stack() as stack:
         await wait_ready()
+        now, simulated = await stack.clock()
+        if simulated and now is None:  # a fresh simulated clock starts at the wall time
+            await stack.set_clock(dt.datetime.now(dt.UTC))
         for name in only:
             print(f"drill {name} …", flush=True)
             if name == "inbound":
