@@ -179,6 +179,11 @@ async def test_an_undeliverable_page_goes_to_the_backup_at_once(
     if error == "undelivered":
         await n.on_provider_event(status_event(sender.sent[0].sid, "undelivered", 30003))
         await n.tick()
+        rows = await chain(ledger_pool, patient)
+        assert [r["status"] for r in rows] == ["scheduled", "sent"]  # to be sent again
+        clock.advance(seconds=2)  # past the verify delay
+        await n.tick()
+        assert [to for to, _ in sender.attempts] == [ON_CALL, BACKUP, ON_CALL]
     assert BACKUP in [to for to, _ in sender.attempts]
     rows = await chain(ledger_pool, patient)
     assert [r["status"] for r in rows] == ["escalated", "sent"]

@@ -345,13 +345,36 @@ async def _apply_provider_status(
                 ELSE status END,
             updated_at = $5
         WHERE provider_sid = $1
-        RETURNING notification_id, status, audience, urgency, root_id, acknowledged_at
+        RETURNING notification_id, status, audience, urgency, root_id, acknowledged_at,
+            attempts, kind
         """,
         sid,
         status,
         error_code,
         target,
         wall,
+    )
+
+
+async def resend_undelivered_page(
+    pool: asyncpg.Pool, notification_id: uuid.UUID, retry_at: dt.datetime, wall: dt.datetime
+) -> bool:
+    """A page text the carrier reported undelivered, its alert still open: back to
+    ``scheduled`` for another attempt at ``retry_at`` (wall clock), as a new message."""
+    return bool(
+        await pool.fetchval(
+            """
+            UPDATE notifier.notifications SET status = 'scheduled', retry_at = $2,
+                provider_sid = NULL, provider_status = NULL, call_started_at = NULL,
+                verify_before_send = false, last_error = 'undelivered', updated_at = $3
+            WHERE notification_id = $1 AND status = 'failed' AND acknowledged_at IS NULL
+                AND audience = 'care_team' AND urgency = 'urgent'
+            RETURNING true
+            """,
+            notification_id,
+            retry_at,
+            wall,
+        )
     )
 
 

@@ -380,7 +380,19 @@ class Notifier:
                 and row["urgency"] == "urgent"
                 and row["acknowledged_at"] is None
             ):
+                # First the alert's next step, then this text again (never final while the
+                # alert is open), no sooner than the verify delay: the carrier refused it.
                 await ledger.escalate_now(self.pool, row["notification_id"], self.clock())
+                wall = self.wall()
+                delay = max(
+                    backoff(row["attempts"], self.policy.retry_base, self.policy.retry_cap),
+                    self.policy.verify_delay,
+                )
+                if await ledger.resend_undelivered_page(
+                    self.pool, row["notification_id"], wall + delay, wall
+                ):
+                    SENT.labels(row["kind"], "retry", str(p.error_code or "")).inc()
+                self.wake.set()
         elif isinstance(event, AckReceived):
             await self._on_ack(event)
 
