@@ -205,10 +205,20 @@ def test_red_flag_pages_at_once_and_the_patient_hears_at_once_at_night() -> None
     assert page.backup_to == BACKUP
     assert page.due_at == course.local(6, 23)
     assert page.facts["flags"] == "fever, stiff_neck"
+    assert page.facts["matched"] == "fever: fiebre; stiff_neck: cuello rigido"
     assert page.facts["evidence"] == "day 6: note"
     assert page.rule == "red_flag.note"
     [message] = told(course, "red_flag")
     assert message.due_at == course.local(6, 23)  # exempt from quiet hours
+
+
+def test_a_clearly_negated_mention_does_not_page_a_hedged_one_does() -> None:
+    course = Course()
+    course.report(6, 2, note="no fever, no stiff neck")
+    assert course.of("red_flag") == []
+    course.report(7, 2, note="I don't think I have a fever")
+    [page] = course.of("red_flag")
+    assert page.facts["matched"] == "fever: fever"
 
 
 def test_every_red_flag_report_is_its_own_alert() -> None:

@@ -90,7 +90,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from assessor.domain.redflags import RED_FLAGS, red_flags
+from assessor.domain.redflags import RED_FLAGS, findings, red_flags
 from shared.events import (
     Language,
     NotificationKind,
@@ -655,8 +655,8 @@ def history_alerts(
         return ()
     out: list[AlertCandidate] = []
     for r in state.reports:
-        flags = red_flags(r.note)
-        if flags:
+        found = findings(r.note)  # only reports with a note pay for this
+        if found:
             out.append(
                 AlertCandidate(
                     kind="red_flag",
@@ -665,7 +665,12 @@ def history_alerts(
                     evidence=(r,),
                     members=frozenset({r.event_id}),
                     day=day_number(profile.surgery_date, r.occurred_at, profile.timezone),
-                    facts={"severity": r.severity, "flags": ", ".join(flags)},
+                    facts={
+                        "severity": r.severity,
+                        "flags": ", ".join(f.flag for f in found),
+                        # the evidence in the patient's words: category: matched words
+                        "matched": "; ".join(f"{f.flag}: {f.words}" for f in found),
+                    },
                 )
             )
     graded = _graded(state.reports, profile)
