@@ -9,7 +9,7 @@ Format (TOML)::
 
     name = "Relief, then return"
     about = "why this matters"
-    tick = "1d"                     # largest clock step when walking between steps (6h, 1d…)
+    tick = "12h"                    # largest clock step when walking between steps (6h, 1d…)
 
     [patients.ana]                  # one table per patient; ids get a unique run suffix
     timezone = "America/Chicago"
@@ -292,7 +292,10 @@ async def main_async(specs: list[tuple[Path, dict[str, Any]]], tick: dt.timedelt
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", type=Path)
-    parser.add_argument("--tick", default="1d", help="largest clock step (default 1d)")
+    # 12 h: a step never passes two daily prompts, even across a DST change (10:00 to 10:00
+    # is 23 h then), so catch-up (only the latest of several due prompts is sent) stays out
+    # of stories that are not about it.
+    parser.add_argument("--tick", default="12h", help="largest clock step (default 12h)")
     args = parser.parse_args()
     paths = args.files or sorted((ROOT / "scenarios").glob("*.toml"))
     specs = [(path, tomllib.loads(path.read_text())) for path in paths]

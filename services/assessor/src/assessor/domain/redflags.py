@@ -101,7 +101,8 @@ FLAG_PATTERNS: Final[dict[RedFlag, tuple[str, ...]]] = {
         r"\bmouth is hanging|\bcorner of (?:my|his|her) mouth (?:is )?(?:hanging|down)\b",
         NEG + r"\bface (?:isn t|is not|won t|doesn t|does not|will not|is no longer|not) mov\w*",
         NEG + _CANT + r" (?:fully |completely )?(?:close|shut)(?: \w+){0,2} eyes?\b",
-        NEG + _CANT + r" (?:smile|move (?:my |the )?(?:face|mouth|lip))\b",
+        NEG + _CANT + r" (?:smile|blink|move (?:my |the )?(?:face|mouth|lip))\b",
+        NEG + r"\bno (?:puedo|puede) (?:mover (?:la|mi|su) (?:cara|boca|labio)|parpadear)\b",
         NEG
         + r"\bnot sure (?:if )?(?:i )?can (?:fully |completely )?(?:close|shut)(?: \w+){0,2} eyes?",
         NEG + r"\beye(?: ?lid)?s? (?:won t|wont|will not|doesn t|doesnt|does not|can t|cant"
@@ -177,6 +178,8 @@ FLAG_PATTERNS: Final[dict[RedFlag, tuple[str, ...]]] = {
         r"\bburning up\b",
         r"\brunning a (?:temp|temperature|fever)\b",
         r"\bhigh temp(?:erature)?\b",
+        r"\btemp(?:erature)? (?:is |s |was |went |has gone |got )?(?:very |really |so )?"
+        r"(?:high|up|elevated|raised)\b",
         r"\btemp(?:erature)?(?: \w+){0,2} (?:3[89]|4[0-2]|10[0-6])\b",
         r"\bthermometer(?: \w+){0,2} (?:3[89]|4[0-2]|10[0-6])\b",
         r"\b(?:3[89]|4[0-2]) [0-9]\b",
