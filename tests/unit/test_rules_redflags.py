@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from assessor.domain.redflags import findings
+from assessor.domain.redflags import findings, normalize
 from assessor.rules import RED_FLAGS, red_flags
 
 
@@ -151,6 +153,19 @@ def test_each_flag_names_the_words_it_matched(
 
 def test_a_correction_never_turns_a_common_word_into_a_symptom() -> None:
     assert red_flags("never mind, I am losing weight and dropping things, still 2") == ()
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=400))
+@example("I HAVE A FEAVER!!! 🤒 and my neck, it is stiff")
+@example("no. fever 38.5; sin fiebre, pero el cuello rígido")
+def test_any_text_is_read_and_its_evidence_is_its_own_words(note: str) -> None:
+    found = findings(note)
+    assert [f.flag for f in found] == [f for f in RED_FLAGS if f in {g.flag for g in found}]
+    written = normalize(note)
+    for f in found:
+        assert f.words
+        assert f.words in written
 
 
 def test_every_flag_has_a_code() -> None:

@@ -572,7 +572,7 @@ def findings(note: str | None) -> tuple[Finding, ...]:
     return _findings(note)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 16)  # pure: every decide re-reads a patient's notes
 def _findings(note: str) -> tuple[Finding, ...]:
     text = _read(note)
     matches: dict[tuple[RedFlag, int, int], bool] = {}
