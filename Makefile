@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: help install up down clean status test lint typecheck unit integration scenarios schemas demo bench chaos
+.PHONY: help install up down clean status test lint typecheck unit corpus integration scenarios schemas demo bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ typecheck: install ## mypy --strict
 unit: install ## unit tests (no infrastructure)
 	@$(UV) run --frozen pytest tests/unit -q
 
+corpus: install ## free-text corpus: red-flag precision/recall, false flags, grades, every miss
+	@$(UV) run --frozen python -m tools.corpus
+
 integration: install ## integration, end-to-end tests, scenarios and the PostgreSQL-outage drill on the real stack
 	@deploy/chromium.sh
 	@deploy/prometheus.sh
@@ -45,7 +48,7 @@ integration: install ## integration, end-to-end tests, scenarios and the Postgre
 schemas: install ## re-export the events' JSON Schemas into docs/schemas
 	@$(UV) run --frozen python -m shared.schemas docs/schemas
 
-test: lint typecheck unit integration ## everything CI runs
+test: lint typecheck unit corpus integration ## everything CI runs
 
 scenarios: install ## play every scenarios/*.toml through the running stack (simulated clock)
 	@deploy/with-stack.sh $(PY) -m tools.scenarios

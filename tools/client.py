@@ -55,7 +55,9 @@ class RetryingTransport(httpx.AsyncHTTPTransport):
 class Stack:
     def __init__(self) -> None:
         headers = {"Authorization": f"Bearer {api_token()}"}
-        limits = httpx.Limits(max_connections=32)
+        # Idle connections are dropped before the services' 5 s keep-alive ends, so a request
+        # never goes out on a connection the server is closing (a ReadError, not retried).
+        limits = httpx.Limits(max_connections=32, keepalive_expiry=2.0)
         self.ingest = httpx.AsyncClient(
             base_url=_url("INGEST_PORT", 8080),
             headers=headers,

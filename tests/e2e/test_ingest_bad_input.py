@@ -340,11 +340,11 @@ async def test_unknown_phone_gets_a_reply_and_publishes_nothing(
 async def test_ambiguous_reply_asks_again_and_records_no_grade(
     stack: Stack, patient: dict[str, Any], watch: TopicWatch
 ) -> None:
-    form = inbound_form(patient["phone"], "2 days ago it was 4")
+    form = inbound_form(patient["phone"], "2 or 3, it was 4 two days ago")
     r = await post_webhook(stack.ingest, "/v1/twilio/inbound", form)
     assert r.status_code == 200
     assert "<Message>" in r.text
     [record] = await watch.records(patient["patient_id"])
     assert record.value["type"] == "symptom.reported"
     assert record.value["payload"]["severity"] is None
-    assert record.value["payload"]["note"] == "2 days ago it was 4"
+    assert record.value["payload"]["note"] == "2 or 3, it was 4 two days ago"

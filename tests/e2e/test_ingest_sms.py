@@ -105,13 +105,25 @@ async def test_free_text_reaches_the_assessor_as_a_note(stack: Stack, watch: Top
     patient = await enroll(stack, language="es")
     await watch.mark()
     result = await text(stack, patient["phone"], "tengo fiebre y la cara caída")
-    assert "Gracias" in result["twiml"]
+    assert "Responda con un solo número" in result["twiml"]  # no grade: asked for one
     [record] = await watch.records(patient["patient_id"])
     assert record.value["payload"] == {
         "severity": None,
         "note": "tengo fiebre y la cara caída",
         "channel": "sms",
     }
+    # Asked once: a second reply without a grade is recorded and thanked, not asked again
+    # (the open ask lives in the registry, PostgreSQL) ...
+    await watch.mark()
+    again = await text(stack, patient["phone"], "peor que ayer")
+    assert "Gracias" in again["twiml"]
+    assert "número" not in again["twiml"]
+    [record] = await watch.records(patient["patient_id"])
+    assert record.value["payload"]["note"] == "peor que ayer"
+    # ... and a grade closes the ask, so the next unclear reply is asked again.
+    assert "Registramos sus espasmos como 3" in (await text(stack, patient["phone"], "3"))["twiml"]
+    third = await text(stack, patient["phone"], "igual")
+    assert "Responda con un solo número" in third["twiml"]
 
 
 async def test_help_answers_and_publishes_nothing(stack: Stack, watch: TopicWatch) -> None:

@@ -97,6 +97,50 @@ def test_an_ambiguous_reply_asks_again_and_keeps_the_words_without_a_grade() -> 
     assert "4" in out.reply
 
 
+def test_a_reply_without_a_grade_is_kept_as_a_note_and_the_patient_is_asked() -> None:
+    out = decide(text("neck stiffness since yesterday"), PATIENT, NOW, TEXTS)
+    assert out.label == "unclear"
+    assert out.ask == "asked"
+    assert out.reply == TEXTS.clarify("en")
+    [item] = out.publish
+    assert isinstance(item.event, SymptomReported)
+    assert item.event.payload.severity is None
+    assert item.event.payload.note == "neck stiffness since yesterday"
+
+
+def test_the_patient_is_asked_once_while_the_ask_is_open() -> None:
+    asked = Sender(patient_id="p-001", grade_asked_at=NOW - dt.timedelta(hours=23, minutes=59))
+    out = decide(text("much worse"), asked, NOW, TEXTS)
+    assert out.label == "unclear"
+    assert out.ask is None  # not asked again
+    assert out.reply == TEXTS.thanks("en", None)
+    [item] = out.publish  # the words still reach the assessor
+    assert isinstance(item.event, SymptomReported)
+    assert item.event.payload.note == "much worse"
+    empty = decide(text("  "), asked, NOW, TEXTS)
+    assert (empty.reply, empty.publish, empty.ask) == (None, (), None)
+
+
+def test_after_a_day_an_unclear_reply_is_a_new_question() -> None:
+    stale = Sender(patient_id="p-001", grade_asked_at=NOW - dt.timedelta(hours=24))
+    out = decide(text("much worse"), stale, NOW, TEXTS)
+    assert out.ask == "asked"
+    assert out.reply == TEXTS.clarify("en")
+
+
+def test_a_grade_answers_the_open_ask() -> None:
+    asked = Sender(patient_id="p-001", grade_asked_at=NOW - dt.timedelta(hours=1))
+    assert decide(text("four, much worse"), asked, NOW, TEXTS).ask == "answered"
+    assert decide(text("4"), PATIENT, NOW, TEXTS).ask is None  # nothing open: no write
+
+
+def test_an_opted_out_patient_is_not_asked() -> None:
+    quiet = Sender(patient_id="p-001", sms_consent=False)
+    out = decide(text("much worse"), quiet, NOW, TEXTS)
+    assert (out.reply, out.ask) == (None, None)
+    assert len(out.publish) == 1
+
+
 def test_an_opted_out_patient_gets_no_reply_but_the_report_counts() -> None:
     quiet = Sender(patient_id="p-001", sms_consent=False)
     out = decide(text("3"), quiet, NOW, TEXTS)

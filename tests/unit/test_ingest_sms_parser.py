@@ -21,6 +21,7 @@ from ingest.sms_parser import (
 )
 
 AMBIGUOUS = Unclear("ambiguous")
+NO_GRADE = Unclear("no_grade")
 
 
 @pytest.mark.parametrize(
@@ -53,27 +54,52 @@ AMBIGUOUS = Unclear("ambiguous")
         ("grave", Report(4, None)),
         ("two", Report(2, None)),
         ("dos", Report(2, None)),
-        ("mild today, better than last week", Report(2, "mild today, better than last week")),
-        # not grades: free text kept as the note
-        ("worse", Report(None, "worse")),
-        ("peor", Report(None, "peor")),
-        ("better", Report(None, "better")),
-        ("my face is drooping", Report(None, "my face is drooping")),
-        ("fever for 2 days", Report(None, "fever for 2 days")),
-        ("severe headache", Report(None, "severe headache")),  # grades the headache
-        ("dolor de cabeza severo", Report(None, "dolor de cabeza severo")),
-        ("at 2:30 it was bad", Report(None, "at 2:30 it was bad")),
-        # ambiguous: ask, record nothing
-        ("2 days ago it was 4", AMBIGUOUS),
+        # grades inside sentences (rules page, "Free text": one grade-like token anywhere)
+        ("two, worse than yesterday", Report(2, "two, worse than yesterday")),
+        ("four, much worse", Report(4, "four, much worse")),
+        ("tres, peor que ayer", Report(3, "tres, peor que ayer")),
+        ("about a 3", Report(3, "about a 3")),
+        ("3/4", Report(3, "3/4")),
+        ("I'd say one", Report(1, "I'd say one")),
+        ("none today", Report(0, "none today")),
+        ("3 spasms this morning, overall 2", Report(2, "3 spasms this morning, overall 2")),
+        ("2 days ago it was 4", Report(4, "2 days ago it was 4")),  # "2 days" is a count
+        ("39 de temperatura, tic 1", Report(1, "39 de temperatura, tic 1")),
+        ("fever of 38.5, twitching 2", Report(2, "fever of 38.5, twitching 2")),
+        ("on Dec 3 it was 2", Report(2, "on Dec 3 it was 2")),
+        ("el 3 de diciembre fue 2", Report(2, "el 3 de diciembre fue 2")),
+        ("a las 3 de la tarde era 1", Report(1, "a las 3 de la tarde era 1")),
+        ("cero espasmos", Report(0, "cero espasmos")),
+        # no grade-like token (scale words count only as the whole reply): unclear
+        ("mild today, better than last week", NO_GRADE),
+        ("worse", NO_GRADE),
+        ("peor", NO_GRADE),
+        ("better", NO_GRADE),
+        ("my face is drooping", NO_GRADE),
+        ("fever for 2 days", NO_GRADE),
+        ("severe headache", NO_GRADE),  # grades the headache
+        ("dolor de cabeza severo", NO_GRADE),
+        ("at 2:30 it was bad", NO_GRADE),
+        ("3 spasms today", NO_GRADE),
+        ("39 de temperatura", NO_GRADE),
+        ("two days ago", NO_GRADE),
+        ("I can barely hear on the left", NO_GRADE),
+        # ambiguous: several grade-like tokens, a range, another scale, a malformed number
+        ("two or three", AMBIGUOUS),
+        ("four or five", AMBIGUOUS),
+        ("between 1 and 2", AMBIGUOUS),
+        ("entre 1 y 2", AMBIGUOUS),
+        ("1 a 2", AMBIGUOUS),
+        ("it was 2 but now 3", AMBIGUOUS),
         ("2 or 3", AMBIGUOUS),
         ("2-3", AMBIGUOUS),
         ("5", AMBIGUOUS),
         ("10/10", AMBIGUOUS),
         ("7 out of 10", AMBIGUOUS),
         ("2.5", AMBIGUOUS),
-        ("mild to moderate", AMBIGUOUS),
-        ("not severe", AMBIGUOUS),
-        ("no es grave", AMBIGUOUS),
+        ("mild to moderate", NO_GRADE),
+        ("not severe", NO_GRADE),
+        ("no es grave", NO_GRADE),
         ("", Unclear("empty")),
         ("  \n ", Unclear("empty")),
         ("?!", Unclear("empty")),
@@ -199,9 +225,19 @@ def test_free_text_after_a_grade_is_kept_as_the_note(grade: int, words: list[str
 
 
 @given(st.lists(st.sampled_from(SAFE_WORDS), min_size=1, max_size=8))
-def test_text_without_a_grade_is_a_note_only_report(words: list[str]) -> None:
+def test_text_without_a_grade_is_unclear_and_keeps_its_words(words: list[str]) -> None:
     body = " ".join(words)
-    assert parse_reply(body) == Report(None, body)
+    result = parse_reply(body)
+    assert result == NO_GRADE
+    assert isinstance(result, Unclear)
+    assert result.note == body
+
+
+def test_an_unclear_reply_keeps_its_words_for_the_red_flags() -> None:
+    result = parse_reply("fever, 2 or 3")
+    assert result == AMBIGUOUS
+    assert isinstance(result, Unclear)
+    assert result.note == "fever, 2 or 3"
 
 
 @given(st.integers(5, 10_000))

@@ -97,6 +97,42 @@ def test_worsening_pages_at_once_with_backup_and_tells_the_patient() -> None:
     assert course.of("reassurance") == []  # a report that raised an alert
 
 
+def test_a_late_report_that_splits_an_episode_gets_its_own_alert() -> None:
+    """Baseline 4; on time 10:0, 41:3, 60:3 (alert on 41–60), then late 40:3, 61:3 and 50:1.
+    Ordered: 40–41 is one episode (ended by 50:1), 60–61 another. The alert raised for 60
+    covers only the episode its triggering report (60) is in: two episodes, two alerts."""
+    course = run([(10, 0), (41, 3), (60, 3)], baseline=4)
+    assert alerts(course, "worsening") == [("worsening.nadir_plus_2", [41, 60])]
+    late = course.local(62)
+    course.report(40, 3, recorded=late)
+    course.report(61, 3, recorded=late)
+    assert len(course.of("worsening")) == 1  # still one episode: 40, 41, 60, 61
+    course.report(50, 1, recorded=late)
+    assert alerts(course, "worsening") == [
+        ("worsening.nadir_plus_2", [41, 60]),
+        ("worsening.nadir_plus_2", [40, 41]),
+    ]
+    assert len(told(course, "worsening")) == 2
+
+
+@pytest.mark.parametrize(
+    ("late", "alerted"),
+    [
+        ((50, 1), 2),  # ends the first episode: 40–41 and 60–61 are two
+        ((50, 2), 1),  # 2 ≥ nadir 0 + 2: one episode 40–61, covered by the alert on 60
+        ((45, 3), 1),  # joins the episode
+    ],
+)
+def test_an_alert_covers_the_episode_of_its_triggering_report(
+    late: tuple[int, int], alerted: int
+) -> None:
+    course = run([(10, 0), (41, 3), (60, 3)], baseline=4)
+    at = course.local(62)
+    for day, severity in [(40, 3), (61, 3), late]:
+        course.report(day, severity, recorded=at)
+    assert len(course.of("worsening")) == alerted
+
+
 def test_no_reassurance_inside_an_alerted_worsening_episode() -> None:
     course = run([(10, 4), (25, 4)])
     assert course.of("reassurance") == []
@@ -205,10 +241,20 @@ def test_red_flag_pages_at_once_and_the_patient_hears_at_once_at_night() -> None
     assert page.backup_to == BACKUP
     assert page.due_at == course.local(6, 23)
     assert page.facts["flags"] == "fever, stiff_neck"
+    assert page.facts["matched"] == "fever: fiebre; stiff_neck: cuello rigido"
     assert page.facts["evidence"] == "day 6: note"
     assert page.rule == "red_flag.note"
     [message] = told(course, "red_flag")
     assert message.due_at == course.local(6, 23)  # exempt from quiet hours
+
+
+def test_a_clearly_negated_mention_does_not_page_a_hedged_one_does() -> None:
+    course = Course()
+    course.report(6, 2, note="no fever, no stiff neck")
+    assert course.of("red_flag") == []
+    course.report(7, 2, note="I don't think I have a fever")
+    [page] = course.of("red_flag")
+    assert page.facts["matched"] == "fever: fever"
 
 
 def test_every_red_flag_report_is_its_own_alert() -> None:

@@ -317,12 +317,84 @@ def test_nothing_is_due_before_enrollment() -> None:
     assert next_due(state) == dt.datetime(2026, 3, 2, 6, tzinfo=dt.UTC)  # day 0, Chicago
 
 
-def test_a_coarse_clock_catches_up_with_the_same_keys() -> None:
+def test_a_coarse_clock_sends_only_the_latest_prompt_and_nothing_else_is_lost() -> None:
+    """Catch-up (rules page): several prompts passed at once → only the latest is sent;
+    report-driven alerts and other timers are the same as with a fine clock."""
     fine, coarse = Course(), Course()
+    fine.report(40, 4)
+    coarse.report(40, 4, tick=False)  # a worsening alert, whatever the clock does
     fine.run_to(120)
     coarse.tick(coarse.local(120))
-    assert {c.dedupe_key for c in fine.sent} == {c.dedupe_key for c in coarse.sent}
-    assert fine.state.alerts == coarse.state.alerts
+    assert coarse.prompt_days() == [28, 112]  # the latest at the report, then at the tick
+    skipped = [q.day for q in coarse.state.prompts if q.skipped]
+    assert skipped == [d for d in DEFAULT_RULES.prompt_days if d < 112 and d != 28]
+    assert not any(q.counted for q in coarse.state.prompts if q.skipped)
+    assert [(a.kind, a.rule) for a in coarse.state.alerts] == [
+        (a.kind, a.rule) for a in fine.state.alerts if a.kind == "worsening"
+    ]
+    assert [a.kind for a in coarse.state.alerts] == ["worsening"]
+
+
+def _catch_up(tick_at: tuple[int, int, int]) -> Course:
+    course = Course(enroll_day=-1)
+    course.tick(course.local(*tick_at))
+    return course
+
+
+@pytest.mark.parametrize(
+    ("tick_at", "sent", "skipped"),
+    [
+        ((1, 10, 0), [1], []),  # on time
+        ((2, 9, 59), [1], []),  # the only one due, 23:59 late: the latest is sent
+        ((1, 22, 0), [1], []),  # 12 h late, alone: sent (deferred out of quiet hours)
+        ((1, 22, 1), [1], []),  # more than 12 h late, but the latest: sent
+        ((2, 10, 0), [2], [1]),  # a second one due at the same tick: only the latest
+        ((3, 12, 0), [3], [1, 2]),  # three at once: one text, not three
+        ((7, 9, 59), [3], [1, 2]),
+        ((7, 10, 0), [7], [1, 2, 3]),
+    ],
+)
+def test_catch_up_sends_only_the_latest_due_prompt(
+    tick_at: tuple[int, int, int], sent: list[int], skipped: list[int]
+) -> None:
+    course = _catch_up(tick_at)
+    assert course.prompt_days() == sent
+    assert [q.day for q in course.state.prompts if q.skipped] == skipped
+    course.run_to(30)  # skipped slots are never sent later
+    assert not set(skipped) & set(course.prompt_days())
+
+
+def test_the_latest_prompt_reached_in_quiet_hours_moves_to_10() -> None:
+    course = _catch_up((3, 22, 30))
+    [prompt] = course.of("checkin_prompt")
+    assert prompt.facts["day"] == 3
+    assert prompt.due_at == course.local(4, 10)
+
+
+def test_skipped_prompts_do_not_count_toward_lost_to_follow_up() -> None:
+    course = _catch_up((3, 12, 0))  # days 1 and 2 skipped, 3 sent
+    course.run_to(16, 9, 59)  # counted: 3, 7, 14 → due 48 h after day 14's prompt
+    assert course.of("lost_to_follow_up") == []
+    course.run_to(16, 10, 0)
+    [page] = course.of("lost_to_follow_up")
+    assert page.dedupe_key == "p-1:lost_to_follow_up:day3"
+
+
+def test_a_jump_raises_the_other_timers_late_rather_than_not_at_all() -> None:
+    course = Course(enroll_day=-1)
+    course.run_to(3, 12)  # prompts 1, 2, 3 sent one by one, unanswered
+    course.tick(course.local(60))  # the clock jumps past the day-5 deadline
+    [page] = course.of("lost_to_follow_up")
+    assert page.dedupe_key == "p-1:lost_to_follow_up:day1"
+    assert page.due_at == course.local(60, 12)  # late, not skipped
+    assert course.prompt_days() == [1, 2, 3, 56]
+
+
+def test_one_decision_never_sends_two_prompts() -> None:
+    course = Course(enroll_day=-1)
+    for day in (5, 40, 200, 400):
+        result = course.tick(course.local(day))
+        assert sum(c.kind == "checkin_prompt" for c in result.commands) <= 1
 
 
 def test_naive_now_is_refused() -> None:

@@ -96,8 +96,15 @@ R = tuple[int, int, int, int]
     [
         ([(1, 12, 0, 0), (15, 12, 0, 0)], True),
         ([(1, 12, 0, 0), (15, 11, 59, 0)], False),  # 13 days 23:59
-        ([(0, 20, 0, 0), (15, 12, 0, 0)], False),  # the run starts on surgery day
-        ([(0, 20, 0, 0), (5, 12, 0, 0), (40, 12, 0, 0)], False),  # still that run
+        # surgery day (day 0) is ignored: its reports neither start nor break a run
+        ([(0, 20, 0, 0), (15, 12, 0, 0)], False),  # the run is day 15 alone
+        ([(0, 9, 0, 0), (14, 12, 0, 0)], False),  # 14 days from day 0, but day 0 is ignored
+        # (was False when a day-0 zero started the run; the rules page now ignores day 0)
+        ([(0, 20, 0, 0), (5, 12, 0, 0), (40, 12, 0, 0)], True),  # the run is days 5–40
+        ([(0, 12, 0, 0), (1, 12, 0, 0), (15, 12, 0, 0)], True),  # days 1–15: 14 days
+        ([(0, 12, 0, 0), (1, 12, 0, 0), (14, 12, 0, 0)], False),  # days 1–14: 13 days
+        ([(0, 12, 0, 3), (1, 12, 0, 0), (15, 12, 0, 0)], True),  # day 0's 3 breaks nothing
+        ([(1, 12, 0, 0), (0, 23, 0, 0)], False),  # one zero from day 1
         ([(2, 12, 0, 0), (5, 12, 0, 2), (10, 12, 0, 0), (24, 12, 0, 0)], True),
         ([(2, 12, 0, 0), (3, 12, 0, 0), (6, 12, 0, 2)], False),  # the silent period
         ([(10, 12, 0, 0)], False),

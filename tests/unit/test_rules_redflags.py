@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from assessor.domain.redflags import findings, normalize
 from assessor.rules import RED_FLAGS, red_flags
 
 
@@ -75,10 +78,44 @@ from assessor.rules import RED_FLAGS, red_flags
         # several at once, in the fixed order
         ("tengo fiebre y el cuello rígido", ("fever", "stiff_neck")),
         ("fever, stiff neck and a bad headache", ("severe_headache", "fever", "stiff_neck")),
-        # a mention is a mention: negation is not interpreted (see the module docstring)
-        ("no fever", ("fever",)),
-        ("sin fiebre", ("fever",)),
-        ("no severe headache", ("severe_headache",)),
+        # clearly negated in the same clause: not a red flag (rules page, "Free text")
+        ("no fever", ()),
+        ("sin fiebre", ()),
+        ("no severe headache", ()),
+        ("I don't have a fever", ()),
+        ("no chills or fever", ()),
+        ("sin fiebre ni vómitos", ()),
+        ("my neck is not stiff", ()),
+        ("fever: no", ()),
+        ("no tengo el cuello rígido", ()),
+        # ... but a negation does not cross a clause, a pseudo-negation negates nothing
+        ("no headache but my face is drooping", ("facial_weakness",)),
+        ("no fever, but my neck is stiff", ("stiff_neck",)),
+        ("no, fever since last night", ("fever",)),
+        ("no fever and my neck is stiff", ("stiff_neck",)),
+        ("no idea why but I'm vomiting", ("repeated_vomiting",)),
+        ("never had a headache this bad", ("severe_headache",)),
+        ("no se me quita la fiebre", ("fever",)),
+        ("la fiebre no baja", ("fever",)),
+        ("no pain today I have a fever", ("fever",)),  # too far for the "no"
+        # hedged or uncertain: still a red flag
+        ("maybe a fever", ("fever",)),
+        ("I don't think I have a fever", ("fever",)),
+        ("creo que tengo fiebre", ("fever",)),
+        ("creo que no tengo fiebre", ("fever",)),
+        ("no fever?", ("fever",)),
+        ("I think my face is drooping", ("facial_weakness",)),
+        # paraphrases the old matcher missed
+        ("neck stiffness since yesterday", ("stiff_neck",)),
+        ("migraine", ("severe_headache",)),
+        ("he perdido la audición", ("hearing_loss",)),
+        # misspellings and missing accents
+        ("feaver", ("fever",)),
+        ("fiebré", ("fever",)),
+        ("dolor de cabesa muy fuerte", ("severe_headache",)),
+        ("terible headach", ("severe_headache",)),
+        ("vomitting all night", ("repeated_vomiting",)),
+        ("cuello rijido", ("stiff_neck",)),
         # false positives the matcher avoids
         ("headache", ()),
         ("a bit of a headache today", ()),
@@ -98,6 +135,37 @@ from assessor.rules import RED_FLAGS, red_flags
 )
 def test_red_flags(note: str | None, flags: tuple[str, ...]) -> None:
     assert red_flags(note) == flags
+
+
+@pytest.mark.parametrize(
+    ("note", "evidence"),
+    [
+        ("2, I have a feaver since monday", (("fever", "feaver"),)),
+        ("no fever but my neck is really stiff", (("stiff_neck", "neck is really stiff"),)),
+        ("tengo fiebre y el cuello rígido", (("fever", "fiebre"), ("stiff_neck", "cuello rigido"))),
+    ],
+)
+def test_each_flag_names_the_words_it_matched(
+    note: str, evidence: tuple[tuple[str, str], ...]
+) -> None:
+    assert tuple((f.flag, f.words) for f in findings(note)) == evidence
+
+
+def test_a_correction_never_turns_a_common_word_into_a_symptom() -> None:
+    assert red_flags("never mind, I am losing weight and dropping things, still 2") == ()
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=400))
+@example("I HAVE A FEAVER!!! 🤒 and my neck, it is stiff")
+@example("no. fever 38.5; sin fiebre, pero el cuello rígido")
+def test_any_text_is_read_and_its_evidence_is_its_own_words(note: str) -> None:
+    found = findings(note)
+    assert [f.flag for f in found] == [f for f in RED_FLAGS if f in {g.flag for g in found}]
+    written = normalize(note)
+    for f in found:
+        assert f.words
+        assert f.words in written
 
 
 def test_every_flag_has_a_code() -> None:

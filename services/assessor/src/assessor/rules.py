@@ -15,8 +15,9 @@ How one ``decide`` call runs
    the local midnights at which the phase can change) are processed in time order from
    ``timers_done_until`` up to the new stream time, each *as if the clock had ticked exactly
    at its due time*: a timer at ``t`` sees the reports with ``occurred_at <= t`` (a report at
-   exactly ``t`` counts as before it). So the keys emitted do not depend on how often the
-   clock ticks, and ``next_due`` is exact: it is the earliest pending timer.
+   exactly ``t`` counts as before it), and ``next_due`` is exact: it is the earliest pending
+   timer. Check-in prompts are the exception (see Catch-up): of several passed at once only
+   the latest is sent.
 4. **Report-driven rules** are evaluated over the whole ordered history
    (``history_alerts``): red flags, worsening episodes, recurrence per remission episode and
    six-month persistence (whose "first clock time" part is the local midnight of day 183,
@@ -25,6 +26,14 @@ How one ``decide`` call runs
    raised also tells the patient (``care_team_notified``).
 5. Patient messages tied to the input: reassurance for the new report, and
    ``remission_congrats`` the first time the phase is ``remission``.
+
+Catch-up
+--------
+When one decision passes several check-in prompt slots (a ticker outage, a restart, a jump
+of the simulated clock), only the latest is decided, at ``max(slot, now)`` and out of quiet
+hours; the earlier ones are recorded in ``prompts`` as ``skipped`` (never sent, never
+counted for lost to follow-up or the 30-day spacing, never prompted later). Every other
+timer (lost to follow-up, completion, phase boundaries) still fires, late.
 
 Late and out-of-order reports
 -----------------------------
@@ -90,7 +99,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from assessor.domain.redflags import RED_FLAGS, red_flags
+from assessor.domain.redflags import RED_FLAGS, findings, red_flags
 from shared.events import (
     Language,
     NotificationKind,
@@ -168,6 +177,7 @@ class RuleSettings:
     remission_min_reports: int = 2
     remission_span: dt.timedelta = dt.timedelta(days=14)
     remission_first_day: int = 1
+    remission_ignored_day: int = 0  # reports on surgery day neither start nor break a run
     # worsening: (a) above baseline from day 4; (b) two reports >= nadir + 2 from day 30
     worsening_first_day: int = 4
     nadir_first_day: int = 4
@@ -228,11 +238,12 @@ class Report(_Frozen):
 
 
 class PromptRecord(_Frozen):
-    """A check-in prompt decided for slot ``day`` at instant ``at``."""
+    """A check-in prompt decided for slot ``day`` at instant ``at`` (or skipped by catch-up)."""
 
     day: int
     at: UtcDatetime
     counted: bool  # consent was given: a "sent" prompt (lost to follow-up, 30-day spacing)
+    skipped: bool = False  # passed with later prompts in one catch-up: never sent, not counted
 
 
 class Alert(_Frozen):
@@ -419,6 +430,9 @@ def _remission_flags(
     flags: list[bool] = []
     run_start: int | None = None
     for i, g in enumerate(graded):
+        if g.day == rules.remission_ignored_day:
+            flags.append(False)  # surgery day: neither starts nor breaks a run
+            continue
         if g.severity != 0:
             run_start = None
             flags.append(False)
@@ -443,7 +457,8 @@ def _reach_points(flags: Sequence[bool]) -> list[int]:
 
 
 def in_remission(state: PatientState, rules: RuleSettings = DEFAULT_RULES) -> bool:
-    """Latest report 0, and the run of zeros ending with it spans ≥ 14 days from day ≥ 1."""
+    """Latest report 0, and the run of zeros ending with it spans ≥ 14 days from day ≥ 1
+    (reports on day 0 are ignored: they neither start nor break the run)."""
     if state.profile is None:
         return False
     graded = _graded(state.reports, state.profile)
@@ -500,6 +515,10 @@ class AlertCandidate:
     members: frozenset[uuid.UUID]
     day: int
     facts: dict[str, str | int | None] = field(default_factory=dict)
+
+    @functools.cached_property
+    def member_ids(self) -> frozenset[str]:
+        return frozenset(str(m) for m in self.members)
 
 
 def _worsening(
@@ -655,8 +674,8 @@ def history_alerts(
         return ()
     out: list[AlertCandidate] = []
     for r in state.reports:
-        flags = red_flags(r.note)
-        if flags:
+        found = findings(r.note)  # only reports with a note pay for this
+        if found:
             out.append(
                 AlertCandidate(
                     kind="red_flag",
@@ -665,7 +684,12 @@ def history_alerts(
                     evidence=(r,),
                     members=frozenset({r.event_id}),
                     day=day_number(profile.surgery_date, r.occurred_at, profile.timezone),
-                    facts={"severity": r.severity, "flags": ", ".join(flags)},
+                    facts={
+                        "severity": r.severity,
+                        "flags": ", ".join(f.flag for f in found),
+                        # the evidence in the patient's words: category: matched words
+                        "matched": "; ".join(f"{f.flag}: {f.words}" for f in found),
+                    },
                 )
             )
     graded = _graded(state.reports, profile)
@@ -683,7 +707,14 @@ def _covered(candidate: AlertCandidate, alerts: Iterable[Alert]) -> bool:
             continue
         if candidate.kind == "six_month_persistence":  # at most once per patient
             return True
-        if a.cause == candidate.cause or not candidate.members.isdisjoint(a.evidence):
+        if a.cause == candidate.cause:
+            return True
+        if candidate.kind == "worsening":
+            # once per episode: the alert covers the episode its triggering report is in
+            # (a shared report alone is not enough: a late report can split an episode)
+            if a.cause in candidate.member_ids:
+                return True
+        elif not candidate.members.isdisjoint(a.evidence):
             return True
     return False
 
@@ -912,6 +943,8 @@ def _congratulate(run: _Run, at: dt.datetime) -> None:
     reach = graded[_reach_points(_remission_flags(graded, p, run.rules))[-1]]
     run_first = reach
     for g in reversed(graded):
+        if g.day == run.rules.remission_ignored_day:
+            continue
         if g.severity != 0:
             break
         run_first = g
@@ -1016,7 +1049,9 @@ def _advance(run: _Run, target: dt.datetime) -> None:
         if not timers or timers[0].at > target:
             break
         for timer in timers:
-            if timer.kind == "prompt":
+            if timer.kind == "prompt" and _stale(run, timer, target):
+                _skip_prompt(run, timer)
+            elif timer.kind == "prompt":
                 _prompt(run, timer)
             elif timer.kind == "lost_to_follow_up":
                 _lost_to_follow_up(run, timer)
@@ -1027,9 +1062,48 @@ def _advance(run: _Run, target: dt.datetime) -> None:
     run.update(timers_done_until=max(cursor, target))
 
 
+def _next_prompt_at(
+    state: PatientState, after: dt.datetime, rules: RuleSettings
+) -> dt.datetime | None:
+    """The first prompt slot strictly after ``after`` (None after the last one)."""
+    profile = state.profile
+    assert profile is not None
+    after_day = day_number(profile.surgery_date, after, profile.timezone)
+    for day in rules.prompt_days:
+        if day < after_day:
+            continue
+        at = _slot(profile, day, rules.prompt_time)
+        if at > after:
+            return at
+    return None
+
+
+def _stale(run: _Run, timer: _Timer, target: dt.datetime) -> bool:
+    """Catch-up: a prompt slot passed together with a later one (both at or before the
+    stream time this decision runs to) is stale, and skipped; the latest is always sent.
+    (The page's "more than 12 hours overdue" clause adds nothing here: such a prompt is
+    either the latest, and sent, or has a later slot due with it, and is stale.) Only
+    prompts are ever stale: alerts, reassurance and the day-183 check are raised late."""
+    later = _next_prompt_at(run.state, timer.at, run.rules)
+    return later is not None and later <= target
+
+
+def _skip_prompt(run: _Run, timer: _Timer) -> None:
+    """Record a stale prompt as skipped: never sent, and not a "sent" prompt for lost to
+    follow-up or the 30-day spacing in remission."""
+    if run.key("checkin_prompt", f"day{timer.day}") in run.state.emitted or any(
+        q.day == timer.day for q in run.state.prompts
+    ):
+        return
+    record = PromptRecord(day=timer.day, at=timer.at, counted=False, skipped=True)
+    run.update(prompts=(*run.state.prompts, record))
+
+
 def _prompt(run: _Run, timer: _Timer) -> None:
     p, rules, t = run.profile, run.rules, timer.at
-    if run.key("checkin_prompt", f"day{timer.day}") in run.state.emitted:
+    if run.key("checkin_prompt", f"day{timer.day}") in run.state.emitted or any(
+        q.day == timer.day and q.skipped for q in run.state.prompts
+    ):
         return
     history = [r for r in run.state.reports if r.occurred_at <= t]
     if any(r.occurred_at >= t - rules.prompt_skip_after_report for r in history):

@@ -659,6 +659,9 @@ def create_app(
                     await remember(conn, "twilio-inbound", text.message_sid, response)
                     if outcome.consent is not None and sender.patient_id is not None:
                         await registry.set_consent(conn, sender.patient_id, outcome.consent, now)
+                    if outcome.ask is not None and sender.patient_id is not None:
+                        asked_at = now if outcome.ask == "asked" else None
+                        await registry.set_grade_asked(conn, sender.patient_id, asked_at)
                     for item in outcome.publish:  # published by the relay: Kafka may be down
                         row = await outbox.put(conn, item.topic, item.event, key=item.key)
                         stored_through = max(stored_through, row or 0)

@@ -1,8 +1,14 @@
 """What ingest does with one inbound text: a pure decision, no I/O.
 
 ``decide(text, sender, now, texts)`` → the events to publish, the reply to send back in
-TwiML (``None`` = an empty ``<Response/>``) and the new consent to store. The FastAPI
-handler looks the sender up, calls this, publishes, and stores the answer for replays.
+TwiML (``None`` = an empty ``<Response/>``), and what to store: the new consent, and
+whether the patient was just asked for a grade. The FastAPI handler looks the sender up,
+calls this, publishes, and stores the answer for replays.
+
+A reply with no clear grade is kept as a note (a red flag in it still counts) and the
+patient is asked **once** to reply with a number: while an ask is open (``ASK_OPEN_FOR``
+since ``Sender.grade_asked_at``) a further unclear reply is recorded and thanked, not asked
+again; a graded reply closes the ask.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ from shared.topics import PATIENT_EVENTS, PROVIDER_EVENTS
 #: Event ids of inbound texts derive from the MessageSid, so a replay is the same event.
 SMS_NAMESPACE = uuid.UUID("4f7c3a52-9a8e-4c59-bf7d-1d0e2a6b9c11")
 
+#: How long one request for a number covers further unclear replies (then it is asked
+#: again: the next check-in's reply is another question).
+ASK_OPEN_FOR = dt.timedelta(hours=24)
+
 
 def event_id_for(message_sid: str) -> uuid.UUID:
     return uuid.uuid5(SMS_NAMESPACE, f"twilio-inbound:{message_sid}")
@@ -49,6 +59,10 @@ class Sender:
     language: Language = "en"
     sms_consent: bool = True
     covers: tuple[str, ...] = ()  # patients whose care team lists this phone
+    grade_asked_at: dt.datetime | None = None  # when we last asked for a number
+
+    def asked_recently(self, now: dt.datetime) -> bool:
+        return self.grade_asked_at is not None and now - self.grade_asked_at < ASK_OPEN_FOR
 
     @property
     def is_care_team(self) -> bool:
@@ -74,6 +88,8 @@ class Outcome:
     publish: tuple[Publish, ...] = ()
     consent: bool | None = None
     severity: int | None = field(default=None)
+    #: "asked": store ``now`` as the patient's open ask; "answered": clear it; None: keep.
+    ask: Literal["asked", "answered"] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,10 +196,10 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
             ),
         )
         # Twilio confirms STOP itself (and refuses to deliver anything after it).
-        answer = texts.started(lang) if consent else None
+        confirm = texts.started(lang) if consent else None
         return Outcome(
             "start" if consent else "stop",
-            answer,
+            confirm,
             (Publish(PATIENT_EVENTS, changed),),
             consent=consent,
         )
@@ -203,19 +219,29 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
             None if quiet else texts.thanks(lang, reply.severity),
             (Publish(PATIENT_EVENTS, report),),
             severity=reply.severity,
+            ask="answered" if sender.grade_asked_at is not None else None,
         )
-    if isinstance(reply, sms_parser.Unclear) and reply.note:
-        # Ask for the grade again, but keep the words: a red flag must not wait for a reply.
+    # Unclear (or an ACK from a phone that is not on any care team): ask for a number once.
+    asked = sender.asked_recently(now)
+    ask: Literal["asked", "answered"] | None
+    if quiet:
+        answer, ask = None, None
+    elif asked:
+        answer, ask = texts.thanks(lang, None), None
+    else:
+        answer, ask = texts.clarify(lang), "asked"
+    note = reply.note if isinstance(reply, sms_parser.Unclear) else None
+    if note:
+        # Keep the words without a grade: a red flag must not wait for a reply.
         noted = SymptomReported(
             event_id=event_id,
             occurred_at=now,
             recorded_at=now,
             patient_id=patient_id,
             source="sms",
-            payload=SymptomReportedPayload(severity=None, note=reply.note, channel="sms"),
+            payload=SymptomReportedPayload(severity=None, note=note, channel="sms"),
         )
-        return Outcome(
-            "unclear", None if quiet else texts.clarify(lang), (Publish(PATIENT_EVENTS, noted),)
-        )
-    # Empty, or an ACK from a phone that is not on any care team: ask, record nothing.
-    return Outcome("unclear", None if quiet else texts.clarify(lang))
+        return Outcome("unclear", answer, (Publish(PATIENT_EVENTS, noted),), ask=ask)
+    if asked:
+        answer = None  # an empty text after the ask: nothing to record, nothing to say
+    return Outcome("unclear", answer, ask=ask)

@@ -86,7 +86,9 @@ async def patient_exists(conn: asyncpg.Connection | asyncpg.Pool, patient_id: st
 async def sender(conn: asyncpg.Connection, phone: str) -> Sender:
     """Who a phone belongs to (a patient, a care-team member, both, or nobody)."""
     patient = await conn.fetchrow(
-        "SELECT patient_id, language, sms_consent FROM ingest.patients WHERE phone = $1", phone
+        "SELECT patient_id, language, sms_consent, grade_asked_at FROM ingest.patients "
+        "WHERE phone = $1",
+        phone,
     )
     covers = await conn.fetch(
         "SELECT DISTINCT patient_id FROM ingest.care_team_phones WHERE phone = $1 "
@@ -101,6 +103,18 @@ async def sender(conn: asyncpg.Connection, phone: str) -> Sender:
         language="es" if patient["language"] == "es" else "en",
         sms_consent=patient["sms_consent"],
         covers=covered,
+        grade_asked_at=patient["grade_asked_at"],
+    )
+
+
+async def set_grade_asked(
+    conn: asyncpg.Connection, patient_id: str, asked_at: dt.datetime | None
+) -> None:
+    """Remember when the patient was asked for a number (None: the ask was answered)."""
+    await conn.execute(
+        "UPDATE ingest.patients SET grade_asked_at = $2 WHERE patient_id = $1",
+        patient_id,
+        asked_at,
     )
 
 

@@ -6,16 +6,22 @@
   keyword, any case, surrounding whitespace and punctuation ignored), or Twilio's
   ``OptOutType`` form field, which wins over the body when present;
 - ``Ack(code)`` — ``ACK <code>`` (for care-team phones; the caller decides who may ACK);
-- ``Report(severity, note)`` — a grade 0–4 and/or free text. Free text is always kept as
-  the note (unless the message is nothing but the grade), so red-flag phrases reach the
-  assessor; text with no grade is a report with ``severity=None``;
-- ``Unclear(reason)`` — empty, or the grade cannot be told for sure ("2 or 3", "5",
-  "2 days ago it was 4", "not severe"): the caller asks again and records nothing.
+- ``Report(severity, note)`` — a grade 0–4, with the free text kept as the note (unless the
+  message is nothing but the grade), so red-flag phrases reach the assessor;
+- ``Unclear(reason, note)`` — no grade can be told for sure: empty, none at all
+  (``no_grade``: "worse", "neck stiffness since yesterday") or several / a malformed one
+  (``ambiguous``: "2 or 3", "2-3", "5", "2.5", "7/10"). The words are kept as ``note`` (a
+  red flag in them still counts); the caller asks once for a number.
 
-Grades are a digit 0–4 ("2", " 2 ", "2!", "I'd say 2", "2/4", "2 out of 4") or an
-unambiguous word in English or Spanish ("none"/"ninguno" = 0, "mild"/"leve" = 2,
-"moderate"/"moderado" = 3, "severe"/"severo"/"grave" = 4, …). "worse"/"peor" and
-"better"/"mejor" are not grades (the recovery rules say so): they stay free text.
+Grades follow the rules page ("Free text"): a reply is a grade when it holds exactly one
+grade-like token — a digit 0–4 or a number word (zero/none/one/two/three/four;
+cero/ninguno/uno/dos/tres/cuatro) — anywhere in the text ("two, worse than yesterday",
+"tres, peor que ayer", "about a 3", "3/4", "3 out of 4"), not part of a larger number, a
+temperature ("39 de temperatura"), a date ("Dec 3", "3 de diciembre"), a time ("2:30", "a
+las 3"), a count ("3 spasms", "10 days", "two days ago") or a range ("2-3": unclear). A
+whole reply that is one word of the scale ("mild", "leve", "moderate", "severe", "no
+twitching", "ninguno") is that grade; inside a sentence such words are not grade-like
+("severe headache" grades the headache). "worse"/"peor" and "better"/"mejor" are not grades.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 MAX_NOTE = 1000
+
+
+def _words(text: str) -> frozenset[str]:
+    """A set of words written as one string (easier to read in a long list)."""
+    return frozenset(text.split())
+
 
 # Twilio's default opt-out, opt-in and help keywords (Messaging: "Advanced Opt-Out").
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
@@ -61,7 +73,7 @@ class Report:
 
 @dataclass(frozen=True)
 class Unclear:
-    reason: Literal["empty", "ambiguous"]
+    reason: Literal["empty", "no_grade", "ambiguous"]
     #: The words of an ambiguous reply: kept as a note so that a red flag in it ("fever, 2
     #: or 3") still reaches the assessor, though no grade is recorded.
     note: str | None = field(default=None, compare=False)
@@ -130,31 +142,21 @@ NUMBER_WORDS = {
     "cuatro": 4,
 }
 
-#: Words that, just before a grade word, negate it ("not severe", "no es grave").
-NEGATIONS = frozenset({"not", "no", "never", "isnt", "isn't", "aint", "nunca", "ni", "tampoco"})
-
-#: Symptoms other than twitching: "severe headache" grades the headache, not the spasm.
-OTHER_SYMPTOMS = frozenset(
-    {
-        "headache",
-        "headaches",
-        "pain",
-        "ache",
-        "fever",
-        "nausea",
-        "vomiting",
-        "dizziness",
-        "dolor",
-        "dolores",
-        "fiebre",
-        "mareo",
-        "mareos",
-        "vomito",
-        "vomitos",
-        "nauseas",
-        "cabeza",
-    }
-)
+#: Number words that count as a grade anywhere in a sentence (the rules page's list).
+SENTENCE_NUMBER_WORDS = {
+    "zero": 0,
+    "none": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "cero": 0,
+    "ninguno": 0,
+    "uno": 1,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+}
 
 #: A number followed by one of these is a quantity ("2 days", "200 mg"), not a grade.
 UNITS = (
@@ -175,8 +177,54 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _ACK = re.compile(r"^\s*ack\s*[:#-]?\s*([a-z0-9]{4,12})\s*[.!]*\s*$")
 _PUNCT = re.compile(r"[\s.,;:!?¡¿'\"()\[\]*~_-]+")
 _WORD = re.compile(r"[a-z']+")
-#: Text up to the last sentence break: negation does not reach across punctuation.
-_CLAUSE_BREAK = re.compile(r"[.,;:!?¡¿()\n]")
+_NUMBER_WORD = re.compile(
+    r"(?<![a-z0-9'])(?:" + "|".join(SENTENCE_NUMBER_WORDS) + r")(?![a-z0-9'])"
+)
+_ANY_NUMBER = (
+    r"(?:\d+|zero|none|one|two|three|four|five|six|seven|eight|nine|ten|cero|uno|dos|tres"
+    r"|cuatro|cinco|seis|siete|ocho|nueve|diez)"
+)
+_RANGE_JOIN = r"(?:\s*[-–—~]\s*|\s+(?:to|or|o|u|a|hasta)\s+)"
+_RANGE_AFTER = re.compile(_RANGE_JOIN + _ANY_NUMBER + r"(?![a-z0-9])")
+_RANGE_BEFORE = re.compile(
+    r"(?:(?<![a-z0-9])" + _ANY_NUMBER + _RANGE_JOIN + r"|(?<![a-z])(?:between|entre)\s+)$"
+)
+_COUNT_AFTER = re.compile(
+    r"\s*(?:spasms?|twitch(?:es)?|tics?|espasmos?|episodes?|episodios?|attacks?|ataques?"
+    r"|eyes|ojos|sides|lados|people|personas|kids|children|hijos|cups?|tazas?|glasses"
+    r"|vasos|miles?|km|kilometers?|kilometros?|steps|pasos|degrees|grados|°|naps|siestas"
+    r"|cigarettes|cigarros|drinks|beers|cervezas|meals|comidas|blocks|cuadras|floors|pisos"
+    r"|stitches|puntos|pounds|libras|kilos?|of us|de nosotros)(?![a-z])"
+)
+_SPASMS_AFTER = re.compile(r"\s*(?:spasms?|twitch(?:es)?|tics?|espasmos?)(?![a-z])")
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|enero|febrero|marzo|abril"
+    r"|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre)"
+)
+#: Before a number: a month ("Dec 3") or "a las" ("a las 3 de la tarde").
+_DATE_OR_TIME = re.compile(r"(?:(?<![a-z])" + _MONTHS + r"\.?|(?<![a-z])(?:las|la))\s*$")
+_DATE_AFTER = re.compile(
+    r"\s*(?:(?:de\s+)?" + _MONTHS + r"|de\s+la\s+(?:manana|tarde|noche)|o'?clock)(?![a-z])"
+)
+_TEMPERATURE_BEFORE = re.compile(
+    r"(?:temp|temperature|temperatura|fever|fiebre|thermometer|termometro|calentura)"
+    r"[^0-9]{0,16}$"
+)
+_TEMPERATURE_AFTER = re.compile(
+    r"\s*(?:°|º|degrees|grados|celsius|fahrenheit|[cf](?![a-z])|(?:de\s+)?(?:temperatura"
+    r"|fiebre|temp))"
+)
+_DETERMINERS = frozenset({"the", "these", "those", "all", "both", "los", "las", "unos"})
+_NOT_A_NUMBER_BEFORE = {
+    "one": _words("""no the this that which each every any some another other left right last next a
+        only little big new old same first good bad"""),
+    "uno": _words("el un cada ningun alguno otro cualquier solo"),
+    "none": frozenset(),
+}
+_NOT_A_NUMBER_AFTER = re.compile(
+    r"\s*(?:of|de|more|another|thing|point|way|eye|ojo|side|lado)(?![a-z])"
+)
 
 
 def fold(text: str) -> str:
@@ -214,18 +262,21 @@ def parse_reply(body: str, opt_out_type: str | None = None) -> Reply:
         return Unclear("empty")
     if bare in NUMBER_WORDS:
         return Report(NUMBER_WORDS[bare], None)
+    whole = dict(GRADE_PHRASES).get(bare)
+    if whole is not None:  # the whole reply is a word of the scale ("mild", "ninguno")
+        return Report(whole, None)
 
-    grades, quantities, unclear = _numbers(folded)
-    words, negated = _grade_words(folded)
+    grades, unclear = _numbers(folded)
+    words, words_unclear = _number_words(folded)
     grades.extend(words)
-    if unclear or negated or len(set(grades)) > 1 or (grades and quantities):
-        return Unclear("ambiguous", _note(body))
+    unclear = unclear or words_unclear
     note = _note(body)
+    if unclear or len(set(grades)) > 1:
+        return Unclear("ambiguous", note)
     if not grades:
-        return Report(None, note) if note else Unclear("empty")
+        return Unclear("no_grade", note) if note else Unclear("empty")
     severity = grades[0]
-    is_only_the_grade = bare == str(severity) or any(bare == phrase for phrase, _ in GRADE_PHRASES)
-    return Report(severity, None if is_only_the_grade else note)
+    return Report(severity, None if bare == str(severity) else note)
 
 
 def _note(body: str) -> str | None:
@@ -233,11 +284,12 @@ def _note(body: str) -> str | None:
     return text or None
 
 
-def _numbers(folded: str) -> tuple[list[int], int, bool]:
-    """Grades found as numbers, how many numbers were quantities, and whether any
-    number stands where a grade would but is not one (5, 10, 2.5, 7/10)."""
+def _numbers(folded: str) -> tuple[list[int], bool]:
+    """Grades found as digits, and whether any number stands where a grade would but
+    cannot be read as one (5, 2.5, 7/10, 2-3, 2ish). Quantities ("3 spasms", "10 days"),
+    temperatures ("39 de temperatura"), dates ("Dec 3", "3 de diciembre") and times of day
+    ("2:30", "at 3pm", "a las 3") are not grade-like: they are skipped."""
     grades: list[int] = []
-    quantities = 0
     unclear = False
     skip_until = -1
     for m in _NUMBER.finditer(folded):
@@ -245,16 +297,32 @@ def _numbers(folded: str) -> tuple[list[int], int, bool]:
             continue
         start, end = m.span()
         before, after = folded[:start], folded[end:]
+        text = m.group()
         if (before and (before[-1].isalpha() or before[-1] == ":")) or after.startswith(":"):
-            quantities += 1  # part of a word or a time of day ("covid19", "2:30")
+            continue  # part of a word or a time of day ("covid19", "2:30")
+        if _RANGE_AFTER.match(after) or _RANGE_BEFORE.search(before):
+            unclear = True  # "2-3", "2 or 3", "between 1 and 2"
             continue
-        if _ORDINAL_AFTER.match(after) or _UNIT_AFTER.match(after) or _UNIT_BEFORE.search(before):
-            quantities += 1
+        if text == "0" and _SPASMS_AFTER.match(after):
+            grades.append(0)  # "0 spasms": no twitching
             continue
+        if (
+            _ORDINAL_AFTER.match(after)
+            or _UNIT_AFTER.match(after)
+            or _UNIT_BEFORE.search(before)
+            or _COUNT_AFTER.match(after)
+            or _DATE_OR_TIME.search(before)
+            or _DATE_AFTER.match(after)
+        ):
+            continue  # a quantity, a count, a date or a time of day
+        whole = re.split(r"[.,]", text)[0]
+        if int(whole[:4]) > 4 and (
+            _TEMPERATURE_BEFORE.search(before) or _TEMPERATURE_AFTER.match(after)
+        ):
+            continue  # a temperature ("39 de temperatura", "fever of 38.5")
         if after[:1].isalpha():  # "2ish", "3x4": not a clean grade
             unclear = True
             continue
-        text = m.group()
         if not text.isdigit() or len(text) > 3:
             unclear = True  # a decimal ("2.5", "2,5") or a long number
             continue
@@ -269,32 +337,30 @@ def _numbers(folded: str) -> tuple[list[int], int, bool]:
             unclear = True
             continue
         grades.append(value)
-    return grades, quantities, unclear
+    return grades, unclear
 
 
-def _grade_words(folded: str) -> tuple[list[int], bool]:
-    """Grades named by words, and whether any of them was negated ("not severe")."""
-    text = folded
+def _number_words(folded: str) -> tuple[list[int], bool]:
+    """Grades named by number words inside a sentence ("two, worse than yesterday",
+    "tres, peor que ayer"), skipping counts ("two days"), pronouns ("no one", "the left
+    one", "los dos") and ranges (those are caught with the digits)."""
     grades: list[int] = []
-    negated = False
-    for phrase, grade in GRADE_PHRASES:
-        pattern = re.compile(r"(?<![a-z0-9'])" + re.escape(phrase) + r"(?![a-z0-9'])")
-        while True:
-            m = pattern.search(text)
-            if m is None:
-                break
-            start, end = m.span()
-            text = text[:start] + " " * (end - start) + text[end:]  # consume it
-            following = _WORD.findall(folded[end:])[:2]
-            if following and following[0] in OTHER_SYMPTOMS:
-                continue  # "severe headache": not about the twitching
-            if len(following) > 1 and following[0] == "de" and following[1] in OTHER_SYMPTOMS:
-                continue
-            clause = _WORD.findall(_CLAUSE_BREAK.split(folded[:start])[-1])
-            if set(clause[-3:]) & OTHER_SYMPTOMS:
-                continue  # "dolor de cabeza severo"
-            if set(clause[-2:]) & NEGATIONS:
-                negated = True
-                continue
-            grades.append(grade)
-    return grades, negated
+    unclear = False
+    for m in _NUMBER_WORD.finditer(folded):
+        word = m.group()
+        before, after = folded[: m.start()], folded[m.end() :]
+        previous = _WORD.findall(before)[-1:]
+        if previous and previous[0] in _NOT_A_NUMBER_BEFORE.get(word, _DETERMINERS):
+            continue
+        if _NOT_A_NUMBER_AFTER.match(after):
+            continue
+        if _RANGE_AFTER.match(after) or _RANGE_BEFORE.search(before):
+            unclear = True  # "two or three", "four or five"
+            continue
+        if word in ("zero", "cero") and _SPASMS_AFTER.match(after):
+            grades.append(0)
+            continue
+        if _UNIT_AFTER.match(after) or _COUNT_AFTER.match(after) or _UNIT_BEFORE.search(before):
+            continue
+        grades.append(SENTENCE_NUMBER_WORDS[word])
+    return grades, unclear
