@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole local stack: PostgreSQL, Kafka, topics, and the four Python services.
+# The whole local stack: PostgreSQL, Kafka, Keycloak (the development identity provider),
+# topics, and the four Python services.
 #
 # usage: deploy/stack.sh {up|down|clean|status}
 #   up      install what is missing, start everything not yet running, create topics,
@@ -11,7 +12,8 @@
 # env: the contract's (API_TOKEN, SIMULATED_CLOCK, KAFKA_BOOTSTRAP, DATABASE_URL,
 #      TWILIO_*, PUBLIC_BASE_URL) plus INGEST_PORT, ASSESSOR_PORT, NOTIFIER_PORT,
 #      SANDBOX_PORT, READY_TIMEOUT (120 s), SWITCH_MODE (1: restart running services
-#      whose SIMULATED_CLOCK differs, instead of refusing).
+#      whose SIMULATED_CLOCK differs, instead of refusing), KEYCLOAK_PORT (8180),
+#      KEYCLOAK_MANAGEMENT_PORT (9000), OIDC_ISSUER (the local Keycloak's realm hfs).
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -30,6 +32,8 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${
 export TWILIO_API_BASE_URL="${TWILIO_API_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$INGEST_PORT}"
 export ASSESSOR_DATA_DIR="${ASSESSOR_DATA_DIR:-$RUN_DIR/assessor}"
+export KEYCLOAK_PORT="${KEYCLOAK_PORT:-8180}"
+export OIDC_ISSUER="${OIDC_ISSUER:-http://127.0.0.1:$KEYCLOAK_PORT/realms/hfs}"
 
 module_of() { case "$1" in sandbox) echo sms_sandbox ;; *) echo "$1" ;; esac; }
 port_of() {
@@ -123,6 +127,8 @@ up() {
   python_deps
   api_token
   check_mode
+  # Keycloak first: it takes longest to start, and meanwhile the rest comes up.
+  "$DEPLOY_DIR/keycloak.sh" start
   "$DEPLOY_DIR/postgres.sh" install
   "$DEPLOY_DIR/postgres.sh" start
   "$DEPLOY_DIR/kafka.sh" start
@@ -130,14 +136,16 @@ up() {
   "$DEPLOY_DIR/kafka.sh" wait
   (cd "$REPO_ROOT" && "$PY" -m shared.topics >>"$LOG_DIR/topics.log" 2>&1) ||
     { tail_log "$LOG_DIR/topics.log"; die "creating topics failed"; }
+  "$DEPLOY_DIR/keycloak.sh" wait
   for s in "${SERVICES[@]}"; do start_service "$s"; done
   for s in "${SERVICES[@]}"; do wait_ready "$s"; done
-  log "ready: ingest :$INGEST_PORT, assessor :$ASSESSOR_PORT, notifier :$NOTIFIER_PORT, sandbox :$SANDBOX_PORT (token in $RUN_DIR/api-token)"
+  log "ready: ingest :$INGEST_PORT, assessor :$ASSESSOR_PORT, notifier :$NOTIFIER_PORT, sandbox :$SANDBOX_PORT (token in $RUN_DIR/api-token), identity provider $OIDC_ISSUER (demo users in $RUN_DIR/demo-users.json)"
 }
 
 down() {
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
   "$DEPLOY_DIR/kafka.sh" stop
+  "$DEPLOY_DIR/keycloak.sh" stop
   [[ -x "$DEPLOY_DIR/postgres.sh" ]] && "$DEPLOY_DIR/postgres.sh" stop
   return 0
 }
@@ -148,6 +156,7 @@ status() {
     else echo "$s: stopped"; fi
   done
   "$DEPLOY_DIR/kafka.sh" status || true
+  "$DEPLOY_DIR/keycloak.sh" status || true
   "$DEPLOY_DIR/postgres.sh" status || true
 }
 

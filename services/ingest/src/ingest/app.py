@@ -40,6 +40,7 @@ from ingest.api_models import (
 )
 from ingest.settings import IngestSettings
 from ingest.ticker import run_ticker
+from shared.auth import Authenticator, Principal
 from shared.db import create_pool, migrate
 from shared.events import (
     ClockAdvanced,
@@ -57,6 +58,8 @@ from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EV
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
+    authorize,
+    authorize_team,
     bearer_auth,
     install_error_handlers,
     install_probes,
@@ -168,7 +171,8 @@ def _error(description: str) -> dict[str, Any]:
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("Malformed JSON, or a body that is not a JSON object"),
-    401: _error("Missing or wrong bearer token"),
+    401: _error("Missing or invalid bearer token"),
+    403: _error("The token lacks the role, scope or care team"),
     413: _error("Body over 64 KiB"),
     422: _error("Invalid fields"),
     503: _error("Kafka or the database unreachable; nothing recorded (safe to retry)"),
@@ -266,7 +270,8 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
-    auth = Depends(bearer_auth(settings.api_token))
+    authenticator = Authenticator(settings.oidc(), settings.api_token)
+    caller_of = Depends(bearer_auth(authenticator))
 
     def deps() -> Resources:
         if resources is None:
@@ -340,7 +345,6 @@ def create_app(
         "/v1/patients",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             409: _error(
                 "The phone belongs to another patient, or the idempotency key was used "
@@ -349,8 +353,14 @@ def create_app(
             **COMMON_ERRORS,
         },
     )
-    async def enroll(body: EnrollmentRequest, idempotency_key: IdempotencyKey = None) -> Response:
+    async def enroll(
+        body: EnrollmentRequest,
+        idempotency_key: IdempotencyKey = None,
+        caller: Principal = caller_of,
+    ) -> Response:
         """Enroll a patient, or update the enrollment with the same ``patient_id``."""
+        authorize(caller, "patient.write")
+        authorize_team(caller, body.care_team.team)
         if body.phone in (body.care_team.on_call, body.care_team.backup):
             raise invalid("phone", "must differ from the care team's phones")
         res = deps()
@@ -362,6 +372,10 @@ def create_app(
                 replay = await claim(conn, scope, idempotency_key, fingerprint)
                 if replay is not None:
                     return replay
+                previous_team = await registry.patient_team(conn, body.patient_id)
+                if previous_team not in (None, body.care_team.team):
+                    # Moving a patient to another team takes the right to both.
+                    authorize_team(caller, previous_team)
                 now = await clock_now(conn)
                 today = now.date()
                 earliest, latest = today - settings.surgery_past, today + settings.surgery_future
@@ -405,7 +419,6 @@ def create_app(
         "/v1/symptom-reports",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             404: _error("Unknown patient"),
             409: _error("The event_id (idempotency key) was used with another body"),
@@ -413,11 +426,20 @@ def create_app(
         },
     )
     async def report(
-        body: SymptomReportRequest, idempotency_key: IdempotencyKey = None
+        body: SymptomReportRequest,
+        idempotency_key: IdempotencyKey = None,
+        caller: Principal = caller_of,
     ) -> Response:
         """Record one symptom report. ``event_id`` (or, without one, ``Idempotency-Key``)
         makes a retry safe: the same id twice is accepted twice and counted once."""
+        authorize(caller, "report.write")
         res = deps()
+        if caller.teams is not None:
+            try:
+                team = await registry.patient_team(res.pool, body.patient_id)
+            except UNAVAILABLE:
+                raise unavailable("The database") from None
+            authorize_team(caller, team)
         key = str(body.event_id) if body.event_id is not None else idempotency_key
         scope = "symptom-report"
 
@@ -481,11 +503,15 @@ def create_app(
 
     @app.get(
         "/v1/clock",
-        dependencies=[auth],
-        responses={401: _error("Missing or wrong bearer token"), 503: _error("Database down")},
+        responses={
+            401: _error("Missing or invalid bearer token"),
+            403: _error("Not an operator or admin"),
+            503: _error("Database down"),
+        },
     )
-    async def read_clock() -> dict[str, object]:
+    async def read_clock(caller: Principal = caller_of) -> dict[str, object]:
         """The clock events are stamped with: simulated (``null`` until first set) or wall."""
+        authorize(caller, "clock")
         if not settings.simulated_clock:
             return {"now": wall_clock().isoformat(), "simulated": False}
         try:
@@ -498,15 +524,15 @@ def create_app(
         "/v1/clock",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             404: _error("Not a simulated clock (SIMULATED_CLOCK=0)"),
             409: _error("Earlier than the current clock"),
             **COMMON_ERRORS,
         },
     )
-    async def advance_clock(body: ClockRequest) -> Response:
+    async def advance_clock(body: ClockRequest, caller: Principal = caller_of) -> Response:
         """Move the simulated clock forward (only with ``SIMULATED_CLOCK=1``)."""
+        authorize(caller, "clock")
         if not settings.simulated_clock:
             raise ApiError(404, "not_found", "The clock moves by itself (SIMULATED_CLOCK=0).")
         res = deps()

@@ -17,12 +17,15 @@ from notifier import metrics as ledger_metrics
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender
+from shared.auth import Authenticator, Principal
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
 from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
+    authorize,
+    authorize_team,
     bearer_auth,
     install_error_handlers,
     install_probes,
@@ -155,7 +158,8 @@ def create_app(
     app = FastAPI(title="HFS recovery — notifier", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
-    auth = Depends(bearer_auth(settings.api_token))
+    authenticator = Authenticator(settings.oidc(), settings.api_token)
+    caller_of = Depends(bearer_auth(authenticator))
 
     def pool() -> asyncpg.Pool:
         p = state.get("pool")
@@ -184,16 +188,25 @@ def create_app(
 
     install_probes(app, ready, refresh_metrics)
 
-    @app.get("/v1/patients/{patient_id}/notifications", dependencies=[auth])
-    async def notifications(patient_id: str) -> dict[str, list[dict[str, object]]]:
+    @app.get("/v1/patients/{patient_id}/notifications")
+    async def notifications(
+        patient_id: str, caller: Principal = caller_of
+    ) -> dict[str, list[dict[str, object]]]:
+        authorize(caller, "patient.read")
         try:
+            if caller.teams is not None:
+                authorize_team(caller, await ledger.patient_team(pool(), patient_id))
             return {"notifications": await ledger.for_patient(pool(), patient_id)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
-    @app.post("/v1/alerts/{notification_id}/ack", dependencies=[auth])
-    async def ack(notification_id: uuid.UUID) -> dict[str, str]:
+    @app.post("/v1/alerts/{notification_id}/ack")
+    async def ack(notification_id: uuid.UUID, caller: Principal = caller_of) -> dict[str, str]:
+        authorize(caller, "page.ack")
         try:
+            if caller.teams is not None:
+                owner = await ledger.notification_owner(pool(), notification_id)
+                authorize_team(caller, owner[1] if owner else None)
             outcome = await ledger.acknowledge(pool(), notification_id, now(), wall())
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None

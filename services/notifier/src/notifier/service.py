@@ -293,6 +293,9 @@ class Notifier:
             return
         if isinstance(event, PatientEnrolled):
             consent, reason = event.payload.sms_consent, "enrollment"
+            await ledger.set_team(
+                self.pool, event.patient_id, event.payload.care_team.team, event.recorded_at
+            )
         elif isinstance(event, ConsentChanged):
             consent, reason = event.payload.sms_consent, event.payload.reason
         else:
