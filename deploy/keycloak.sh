@@ -89,7 +89,8 @@ write_secrets() {
   "hfs-console": {"client_id": "hfs-console", "client_secret": "$(secret)"},
   "hfs-integration": {"client_id": "hfs-integration", "client_secret": "$(secret)"},
   "hfs-integration-team-a": {"client_id": "hfs-integration-team-a", "client_secret": "$(secret)"},
-  "hfs-reader": {"client_id": "hfs-reader", "client_secret": "$(secret)"}
+  "hfs-reader": {"client_id": "hfs-reader", "client_secret": "$(secret)"},
+  "hfs-test": {"client_id": "hfs-test-*", "client_secret": "$(secret)"}
  }}
 EOF
       mv "$CLIENTS.tmp" "$CLIENTS"
@@ -134,6 +135,7 @@ write_realm() {
   r="${r//@INTEGRATION_SECRET@/"$(json_get "$CLIENTS" clients hfs-integration client_secret)"}"
   r="${r//@INTEGRATION_TEAM_A_SECRET@/"$(json_get "$CLIENTS" clients hfs-integration-team-a client_secret)"}"
   r="${r//@READER_SECRET@/"$(json_get "$CLIENTS" clients hfs-reader client_secret)"}"
+  r="${r//@TEST_SECRET@/"$(json_get "$CLIENTS" clients hfs-test client_secret)"}"
   r="${r//@PW_ANA@/"$(password_of ana.clinician)"}"
   r="${r//@PW_BEN@/"$(password_of ben.approver)"}"
   r="${r//@PW_CARA@/"$(password_of cara.clinician)"}"
