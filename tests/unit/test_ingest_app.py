@@ -135,6 +135,7 @@ PRODUCTION = {
     "BIND_HOST": "0.0.0.0",
     "DATABASE_URL": "postgresql://recovery:a-real-secret@db.internal:5432/recovery",
     "TWILIO_AUTH_TOKEN": "a-real-twilio-token",
+    "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery",
 }
 
 
@@ -148,6 +149,10 @@ def test_production_starts_without_development_secrets() -> None:
         ({"API_TOKEN": TOKEN, "BIND_HOST": "127.0.0.1"}, "API_TOKEN"),
         ({"TWILIO_AUTH_TOKEN": "sandbox-auth-token"}, "TWILIO_AUTH_TOKEN"),
         ({"DATABASE_URL": "postgresql://recovery:recovery@db:5432/recovery"}, "DATABASE_URL"),
+        (
+            {"AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:hfs_audit_writer@db/recovery"},
+            "AUDIT_DATABASE_URL",
+        ),
     ],
 )
 def test_production_refuses_each_development_secret_by_name(

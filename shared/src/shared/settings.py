@@ -16,6 +16,7 @@ DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development valu
 #: database's password).
 DEV_TWILIO_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105
 DEV_DATABASE_PASSWORD = "recovery"  # noqa: S105
+DEV_AUDIT_PASSWORD = "hfs_audit_writer"  # noqa: S105
 
 
 class CommonSettings(BaseSettings):
@@ -50,6 +51,15 @@ class CommonSettings(BaseSettings):
     oidc_scope_claim: str = Field(default="scope", validation_alias="OIDC_SCOPE_CLAIM")
     oidc_leeway_s: float = Field(default=30.0, ge=0, le=300, validation_alias="OIDC_LEEWAY_S")
 
+    #: The audit trail's writing role (it may only execute audit.append); unset: the
+    #: service's own DATABASE_URL (development). Required in production.
+    audit_database_url: SecretStr | None = Field(
+        default=None, validation_alias="AUDIT_DATABASE_URL"
+    )
+    audit_retention_days: int = Field(
+        default=6 * 366, ge=1, validation_alias="AUDIT_RETENTION_DAYS"
+    )
+
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CommonSettings:
         """The development credential only on loopback in development; in production, no
@@ -68,6 +78,11 @@ class CommonSettings(BaseSettings):
                 refused.append("TWILIO_AUTH_TOKEN (the sandbox's default)")
             if urlsplit(self.database_url.get_secret_value()).password == DEV_DATABASE_PASSWORD:
                 refused.append("DATABASE_URL (the default database password)")
+            audit = self.audit_database_url
+            if audit is None:
+                refused.append("AUDIT_DATABASE_URL (unset: set the audit writer's role)")
+            elif urlsplit(audit.get_secret_value()).password == DEV_AUDIT_PASSWORD:
+                refused.append("AUDIT_DATABASE_URL (the default audit writer password)")
             if refused:
                 raise ValueError(
                     "ENVIRONMENT=production refuses development secrets: " + "; ".join(refused)
@@ -78,6 +93,10 @@ class CommonSettings(BaseSettings):
                 "(it is accepted only while the service listens on loopback)"
             )
         return self
+
+    def audit_url(self) -> str:
+        url = self.audit_database_url or self.database_url
+        return url.get_secret_value()
 
     def oidc(self) -> OidcConfig:
         return OidcConfig(
