@@ -32,6 +32,10 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${
 export TWILIO_API_BASE_URL="${TWILIO_API_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$INGEST_PORT}"
 export ASSESSOR_DATA_DIR="${ASSESSOR_DATA_DIR:-$RUN_DIR/assessor}"
+# The audit trail is written by its own role (insert-only: audit.append), same database.
+export AUDIT_DATABASE_URL="${AUDIT_DATABASE_URL:-$(
+  python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p._replace(netloc="hfs_audit_writer:hfs_audit_writer@" + p.netloc.rpartition("@")[2]).geturl())' "$DATABASE_URL"
+)}"
 export KEYCLOAK_PORT="${KEYCLOAK_PORT:-8180}"
 export OIDC_ISSUER="${OIDC_ISSUER:-http://127.0.0.1:$KEYCLOAK_PORT/realms/hfs}"
 

@@ -220,12 +220,35 @@ NEEDS = {
 }
 
 
+#: What each endpoint records in the audit trail: action and resource.
+AUDITED = {
+    "read-recovery": ("patient.read", "recovery"),
+    "read-notifications": ("patient.read", "notifications"),
+    "ack": ("page.ack", "notification/"),
+    "enroll": ("patient.write", "enrollment"),
+    "report": ("report.write", "symptom-report"),
+}
+
+
+async def audit_of(clients: dict[str, httpx.AsyncClient], **filters: str) -> list[dict[str, Any]]:
+    r = await clients["ingest"].get(
+        "/v1/audit", params={**filters, "limit": "1000"}, headers=bearer(token_of("adam.admin"))
+    )
+    assert r.status_code == 200, r.text
+    assert "+1555" not in r.text  # no phone number, ever
+    events: list[dict[str, Any]] = r.json()["events"]
+    return events
+
+
 @pytest.mark.parametrize("endpoint", list(NEEDS))
 @pytest.mark.parametrize("who", PEOPLE + CLIENTS)
 async def test_role_and_team_matrix(
     who: str, endpoint: str, patients: dict[str, Patient], clients: dict[str, httpx.AsyncClient]
 ) -> None:
+    """Each answer, and the audit row it leaves (allowed or denied, by whom, on what)."""
     token = token_of(who)
+    sub = jwt.decode(token, options={"verify_signature": False})["sub"]
+    action, resource = AUDITED[endpoint]
     for team, patient in patients.items():
         teams = TEAMS[who]
         allowed = NEEDS[endpoint] in OPENS[who] and (teams is None or team in teams)
@@ -236,6 +259,46 @@ async def test_role_and_team_matrix(
             assert r.status_code == 403, (who, endpoint, team, r.text)
             assert r.json()["error"]["code"] == "forbidden"
             assert patient.patient_id not in r.text
+        rows = await audit_of(clients, patient_id=patient.patient_id, actor=sub)
+        assert any(
+            e["action"] == action
+            and e["resource"].startswith(resource)
+            and e["outcome"] == ("allowed" if allowed else "denied")
+            and e["actor"]["client"] == (who if who in CLIENTS else "hfs-cli")
+            for e in rows
+        ), (who, endpoint, team, rows)
+
+
+async def test_only_an_admin_reads_the_audit_and_it_pages_by_cursor(
+    patients: dict[str, Patient], clients: dict[str, httpx.AsyncClient]
+) -> None:
+    a = patients["team-a"]
+    for who in ("olga.operator", "ana.clinician", "hfs-integration"):
+        r = await clients["ingest"].get("/v1/audit", headers=bearer(token_of(who)))
+        assert r.status_code == 403, (who, r.text)
+    await call(clients, "read-recovery", a, token_of("ana.clinician"))
+    await call(clients, "read-recovery", a, token_of("ana.clinician"))
+    admin = bearer(token_of("adam.admin"))
+    ana = jwt.decode(token_of("ana.clinician"), options={"verify_signature": False})["sub"]
+    seen: list[dict[str, Any]] = []
+    # By actor too: the admin's own reads of this patient's trail are recorded as well.
+    params: dict[str, str] = {"patient_id": a.patient_id, "actor": ana, "limit": "1"}
+    for _ in range(100):
+        r = await clients["ingest"].get("/v1/audit", params=params, headers=admin)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["events"]) <= 1
+        seen += body["events"]
+        if body["next"] is None:
+            break
+        params["cursor"] = body["next"]
+    assert body["next"] is None
+    assert seen == await audit_of(clients, patient_id=a.patient_id, actor=ana)
+    reads = [e for e in seen if e["actor"]["name"] == "Ana Alvarez" and e["resource"] == "recovery"]
+    assert len(reads) >= 2
+    assert {"at", "actor", "action", "patient_id", "resource", "outcome", "source"} <= set(seen[0])
+    r = await clients["ingest"].get("/v1/audit", params={"cursor": "bogus"}, headers=admin)
+    assert r.status_code == 400, r.text
 
 
 async def test_a_team_a_clinician_cannot_read_ack_or_enroll_a_team_b_patient(

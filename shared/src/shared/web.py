@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.audit import AuditUnavailable
 from shared.auth import (
     Action,
     Authenticator,
@@ -116,6 +117,20 @@ def install_error_handlers(app: FastAPI) -> None:
             ApiError(exc.status_code, code, str(exc.detail), headers=headers or None)
         )
 
+    async def on_forbidden(_: Request, exc: Exception) -> Response:
+        return error_response(forbidden())
+
+    async def on_audit_unavailable(_: Request, exc: Exception) -> Response:
+        return error_response(
+            ApiError(
+                503,
+                "unavailable",
+                "The audit trail cannot be written; nothing was done. Retry.",
+            )
+        )
+
+    app.add_exception_handler(Forbidden, on_forbidden)
+    app.add_exception_handler(AuditUnavailable, on_audit_unavailable)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -138,6 +153,11 @@ def unauthorized(exc: Unauthorized) -> ApiError:
 def forbidden() -> ApiError:
     """The contract's 403: nothing about the patient (not even whether it exists)."""
     return ApiError(403, "forbidden", "Your credentials do not allow this.")
+
+
+def client_address(request: Request) -> str | None:
+    """Where a request came from, for the audit trail."""
+    return request.client.host if request.client else None
 
 
 def bearer_auth(authenticator: Authenticator) -> Callable[..., Awaitable[Principal]]:

@@ -36,7 +36,8 @@ from assessor.rules import (
 )
 from assessor.settings import AssessorSettings
 from assessor.timers import TimerIndex, partition_of
-from shared.auth import Authenticator, Unauthorized, may, may_see_team
+from shared.audit import AuditTrail
+from shared.auth import Authenticator, Forbidden, Unauthorized, may
 from shared.db import create_pool, migrate
 from shared.events import (
     DEFAULT_TEAM,
@@ -175,6 +176,7 @@ class Store:
             if self.pool is None:
                 pool = await create_pool(self.url)
                 await migrate(pool, "assessor", "assessor")
+                await migrate(pool, "audit", "shared.audit")
                 self.pool = pool
             return self.pool
 
@@ -200,6 +202,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
     )
     store = Store(settings.database_url.get_secret_value())
     authenticator = Authenticator(settings.oidc(), settings.api_token)
+    trail = AuditTrail(settings.audit_url(), "assessor")
 
     patient_events = app.topic(
         PATIENT_EVENTS,
@@ -462,14 +465,23 @@ def create_app(settings: AssessorSettings) -> faust.App:
                     exc.message,
                     {"WWW-Authenticate": exc.www_authenticate},
                 )
-            if not may(caller, "patient.read"):
-                return error(self, 403, "forbidden", "Your credentials do not allow this.")
+            found = None
             try:
-                found = await projection.load(await store.get(), patient_id)
+                if may(caller, "patient.read"):
+                    found = await projection.load(await store.get(), patient_id)
+                remote = getattr(request, "remote", None)  # aiohttp's: the client's address
+                await trail.guard(
+                    caller,
+                    "patient.read",
+                    patient_id=patient_id,
+                    resource="recovery",
+                    team=found[1] if found else None,
+                    source=str(remote) if remote else None,
+                )
+            except Forbidden:
+                return error(self, 403, "forbidden", "Your credentials do not allow this.")
             except (TimeoutError, OSError, asyncpg.PostgresError):
                 return error(self, 503, "unavailable", "The database is unreachable. Retry.")
-            if not may_see_team(caller, found[1] if found else None):
-                return error(self, 403, "forbidden", "Your credentials do not allow this.")
             if found is None:
                 return error(self, 404, "unknown_patient", "No recovery record for that id.")
             return self.json(found[0])

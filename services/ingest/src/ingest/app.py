@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -40,9 +40,12 @@ from ingest.api_models import (
 )
 from ingest.settings import IngestSettings
 from ingest.ticker import run_ticker
-from shared.auth import Authenticator, Principal
+from shared.audit import ANY_TEAM, AuditTrail, decode_cursor, encode_cursor, sms_actor
+from shared.audit import query as audit_query
+from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.events import (
+    PATIENT_ID_PATTERN,
     ClockAdvanced,
     ClockAdvancedPayload,
     MessageStatusReported,
@@ -59,8 +62,8 @@ from shared.web import (
     ApiError,
     BodyLimitMiddleware,
     authorize,
-    authorize_team,
     bearer_auth,
+    client_address,
     install_error_handlers,
     install_probes,
 )
@@ -91,6 +94,9 @@ IdempotencyKey = Annotated[
         description="Makes a retried request return the same answer and publish one event",
     ),
 ]
+
+#: What an inbound text does to a patient's data, for the audit trail (ACK: the notifier's).
+SMS_ACTIONS = {"report": "report.write", "stop": "consent.change", "start": "consent.change"}
 
 INBOUND = Counter(
     "ingest_sms_inbound_total", "Inbound texts by what they meant.", ["outcome", "replayed"]
@@ -136,6 +142,7 @@ async def connect(settings: IngestSettings) -> Resources:
     )
     try:
         await migrate(pool, "ingest", "ingest")
+        await migrate(pool, "audit", "shared.audit")
         producer = create_producer(settings.kafka_bootstrap, "ingest")
         try:
             await producer.start()
@@ -259,6 +266,7 @@ def create_app(
                 await task
             if resources is not None:
                 await resources.close()
+            await trail.close()
 
     app = FastAPI(
         title="HFS recovery — ingest",
@@ -271,6 +279,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
     authenticator = Authenticator(settings.oidc(), settings.api_token)
+    trail = AuditTrail(settings.audit_url(), "ingest", wall_clock)
     caller_of = Depends(bearer_auth(authenticator))
 
     def deps() -> Resources:
@@ -355,14 +364,22 @@ def create_app(
     )
     async def enroll(
         body: EnrollmentRequest,
+        request: Request,
         idempotency_key: IdempotencyKey = None,
         caller: Principal = caller_of,
     ) -> Response:
         """Enroll a patient, or update the enrollment with the same ``patient_id``."""
-        authorize(caller, "patient.write")
-        authorize_team(caller, body.care_team.team)
         if body.phone in (body.care_team.on_call, body.care_team.backup):
             raise invalid("phone", "must differ from the care team's phones")
+        where = client_address(request)
+        await trail.guard(
+            caller,
+            "patient.write",
+            patient_id=body.patient_id,
+            resource="enrollment",
+            team=body.care_team.team,
+            source=where,
+        )
         res = deps()
         payload = body.payload()
         scope = "enroll"
@@ -375,7 +392,14 @@ def create_app(
                 previous_team = await registry.patient_team(conn, body.patient_id)
                 if previous_team not in (None, body.care_team.team):
                     # Moving a patient to another team takes the right to both.
-                    authorize_team(caller, previous_team)
+                    await trail.guard(
+                        caller,
+                        "patient.write",
+                        patient_id=body.patient_id,
+                        resource="enrollment",
+                        team=previous_team,
+                        source=where,
+                    )
                 now = await clock_now(conn)
                 today = now.date()
                 earliest, latest = today - settings.surgery_past, today + settings.surgery_future
@@ -427,19 +451,27 @@ def create_app(
     )
     async def report(
         body: SymptomReportRequest,
+        request: Request,
         idempotency_key: IdempotencyKey = None,
         caller: Principal = caller_of,
     ) -> Response:
         """Record one symptom report. ``event_id`` (or, without one, ``Idempotency-Key``)
         makes a retry safe: the same id twice is accepted twice and counted once."""
-        authorize(caller, "report.write")
         res = deps()
-        if caller.teams is not None:
-            try:
+        team: str | None = None
+        try:
+            if caller.teams is not None and may(caller, "report.write"):
                 team = await registry.patient_team(res.pool, body.patient_id)
-            except UNAVAILABLE:
-                raise unavailable("The database") from None
-            authorize_team(caller, team)
+            await trail.guard(
+                caller,
+                "report.write",
+                patient_id=body.patient_id,
+                resource="symptom-report",
+                team=team,
+                source=client_address(request),
+            )
+        except UNAVAILABLE:
+            raise unavailable("The database or the audit trail") from None
         key = str(body.event_id) if body.event_id is not None else idempotency_key
         scope = "symptom-report"
 
@@ -566,6 +598,58 @@ def create_app(
             raise unavailable("Kafka or the database") from None
         return accepted(event_id)
 
+    # --- the audit trail ------------------------------------------------------------------
+
+    @app.get(
+        "/v1/audit",
+        responses={
+            400: _error("A cursor that is not one of ours"),
+            401: _error("Missing or invalid bearer token"),
+            403: _error("Not an admin"),
+            503: _error("Database down"),
+        },
+    )
+    async def read_audit(
+        request: Request,
+        patient_id: Annotated[str | None, Query(pattern=PATIENT_ID_PATTERN)] = None,
+        actor: Annotated[str | None, Query(max_length=256)] = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        cursor: Annotated[str | None, Query(max_length=100)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        caller: Principal = caller_of,
+    ) -> dict[str, object]:
+        """Who read or changed patient data, oldest first (admin). ``next`` continues."""
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise invalid(name, "must carry a UTC offset")
+        try:
+            after = decode_cursor(cursor) if cursor else 0
+        except ValueError:
+            raise ApiError(400, "invalid_cursor", "That cursor is not one of ours.") from None
+        res = deps()
+        try:
+            await trail.guard(
+                caller,
+                "audit.read",
+                patient_id=patient_id,
+                resource="audit",
+                team=ANY_TEAM,
+                source=client_address(request),
+            )
+            events, last = await audit_query(
+                res.pool,
+                patient_id=patient_id,
+                actor=actor,
+                since=since,
+                until=until,
+                after_seq=after,
+                limit=limit,
+            )
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        return {"events": events, "next": encode_cursor(last) if last is not None else None}
+
     # --- Twilio webhooks ------------------------------------------------------------------
 
     async def signed_form(request: Request) -> ImmutableMultiDict[str, str]:
@@ -645,6 +729,17 @@ def create_app(
                     sender = await registry.sender(conn, text.from_phone)
                     outcome = inbound.decide(text, sender, now, texts)
                     outcome_label = outcome.label
+                    action = SMS_ACTIONS.get(outcome.label)
+                    if action is not None and sender.patient_id is not None:
+                        # The patient's own phone is the identity here (recorded by reference).
+                        await trail.record(
+                            sms_actor(patient_ref(text.from_phone)),
+                            action,
+                            "allowed",
+                            patient_id=sender.patient_id,
+                            resource=f"sms/{text.message_sid}",
+                            source="sms",
+                        )
                     response = Response(twiml(outcome.reply), media_type="text/xml")
                     await remember(conn, "twilio-inbound", text.message_sid, response)
                     if outcome.consent is not None and sender.patient_id is not None:

@@ -10,23 +10,23 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from notifier import ledger
 from notifier import metrics as ledger_metrics
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender
-from shared.auth import Authenticator, Principal
+from shared.audit import AuditTrail
+from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
 from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
-    authorize,
-    authorize_team,
     bearer_auth,
+    client_address,
     install_error_handlers,
     install_probes,
 )
@@ -93,11 +93,13 @@ def create_app(
     state: dict[str, object] = {}
     simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
     now: Callable[[], dt.datetime] = clock or simulated or wall
+    trail = AuditTrail(settings.audit_url(), "notifier", wall)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "notifier", "notifier")
+        await migrate(pool, "audit", "shared.audit")
         producer = create_producer(settings.kafka_bootstrap, "notifier")
         await producer.start()
         consumers = {
@@ -120,6 +122,7 @@ def create_app(
             interval=settings.dispatch_interval.total_seconds(),
             wall=wall,
             policy=settings.policy(),
+            audit=trail,
         )
         state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
         tasks = [
@@ -153,6 +156,7 @@ def create_app(
             for c in consumers.values():
                 await c.stop()
             await producer.stop()
+            await trail.close()
             await pool.close()
 
     app = FastAPI(title="HFS recovery — notifier", version="1", lifespan=lifespan)
@@ -190,23 +194,38 @@ def create_app(
 
     @app.get("/v1/patients/{patient_id}/notifications")
     async def notifications(
-        patient_id: str, caller: Principal = caller_of
+        patient_id: str, request: Request, caller: Principal = caller_of
     ) -> dict[str, list[dict[str, object]]]:
-        authorize(caller, "patient.read")
         try:
-            if caller.teams is not None:
-                authorize_team(caller, await ledger.patient_team(pool(), patient_id))
+            team = None
+            if caller.teams is not None and may(caller, "patient.read"):
+                team = await ledger.patient_team(pool(), patient_id)
+            await trail.guard(
+                caller,
+                "patient.read",
+                patient_id=patient_id,
+                resource="notifications",
+                team=team,
+                source=client_address(request),
+            )
             return {"notifications": await ledger.for_patient(pool(), patient_id)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
     @app.post("/v1/alerts/{notification_id}/ack")
-    async def ack(notification_id: uuid.UUID, caller: Principal = caller_of) -> dict[str, str]:
-        authorize(caller, "page.ack")
+    async def ack(
+        notification_id: uuid.UUID, request: Request, caller: Principal = caller_of
+    ) -> dict[str, str]:
         try:
-            if caller.teams is not None:
-                owner = await ledger.notification_owner(pool(), notification_id)
-                authorize_team(caller, owner[1] if owner else None)
+            owner = await ledger.notification_owner(pool(), notification_id)
+            await trail.guard(
+                caller,
+                "page.ack",
+                patient_id=owner[0] if owner else None,
+                resource=f"notification/{notification_id}",
+                team=owner[1] if owner else None,
+                source=client_address(request),
+            )
             outcome = await ledger.acknowledge(pool(), notification_id, now(), wall())
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None

@@ -38,8 +38,17 @@ RETENTION_DAYS = 6 * 366
 MAX_BATCH = 500
 
 
-class AuditUnavailable(Exception):
-    """The audit row could not be written: the request must not go ahead (503)."""
+class AuditUnavailable(OSError):
+    """The audit row could not be written: the request must not go ahead (503). An
+    ``OSError``, so every path that treats the database as unreachable (503 and retry in
+    the APIs, wait and retry in the consumers) treats the audit the same way."""
+
+
+class _AnyTeam:
+    """For ``guard``: an action on no particular patient (the audit, the clock)."""
+
+
+ANY_TEAM = _AnyTeam()
 
 
 @dataclass(frozen=True)
@@ -134,12 +143,13 @@ class AuditTrail:
         *,
         patient_id: str | None,
         resource: str,
-        team: str | None,
+        team: str | _AnyTeam | None,
         source: str | None,
     ) -> None:
-        """Decide by role, scope and team, record the decision, and raise ``Forbidden`` if it
-        is a refusal (``AuditUnavailable`` if it cannot be recorded)."""
-        allowed = may(actor, action) and may_see_team(actor, team)
+        """Decide by role, scope and the patient's ``team`` (``None``: an unknown patient;
+        ``ANY_TEAM``: no patient), record the decision, and raise ``Forbidden`` if it is a
+        refusal (``AuditUnavailable`` if it cannot be recorded)."""
+        allowed = may(actor, action) and (isinstance(team, _AnyTeam) or may_see_team(actor, team))
         await self.record(
             actor,
             action,
