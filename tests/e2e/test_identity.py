@@ -298,7 +298,8 @@ async def test_only_an_admin_reads_the_audit_and_it_pages_by_cursor(
     assert len(reads) >= 2
     assert {"at", "actor", "action", "patient_id", "resource", "outcome", "source"} <= set(seen[0])
     r = await clients["ingest"].get("/v1/audit", params={"cursor": "bogus"}, headers=admin)
-    assert r.status_code == 400, r.text
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["fields"][0]["field"] == "cursor"
 
 
 async def test_a_team_a_clinician_cannot_read_ack_or_enroll_a_team_b_patient(

@@ -603,9 +603,9 @@ def create_app(
     @app.get(
         "/v1/audit",
         responses={
-            400: _error("A cursor that is not one of ours"),
             401: _error("Missing or invalid bearer token"),
             403: _error("Not an admin"),
+            422: _error("Invalid filters, or a cursor that is not one of ours"),
             503: _error("Database down"),
         },
     )
@@ -626,7 +626,7 @@ def create_app(
         try:
             after = decode_cursor(cursor) if cursor else 0
         except ValueError:
-            raise ApiError(400, "invalid_cursor", "That cursor is not one of ours.") from None
+            raise invalid("cursor", "is not a cursor this endpoint returned") from None
         res = deps()
         try:
             await trail.guard(
