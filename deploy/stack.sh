@@ -92,10 +92,21 @@ start_service() {
 }
 
 wait_ready() {
-  local name=$1 port deadline=$((SECONDS + READY_TIMEOUT))
+  local name=$1 port deadline=$((SECONDS + READY_TIMEOUT)) retries=5
   port="$(port_of "$name")"
   until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
-    running_pid "$name" >/dev/null || { tail_log "$LOG_DIR/$name.log"; die "$name exited"; }
+    if ! running_pid "$name" >/dev/null; then
+      # Our ports lie in the kernel's ephemeral range, so another process's outgoing
+      # connection can hold one for a moment: start again rather than give up.
+      if ((retries-- > 0)) && tail -n 5 "$LOG_DIR/$name.log" | grep -q "address already in use"; then
+        log "$name: port $port was taken for a moment; starting it again"
+        sleep 1
+        start_service "$name"
+        continue
+      fi
+      tail_log "$LOG_DIR/$name.log"
+      die "$name exited"
+    fi
     ((SECONDS < deadline)) || { tail_log "$LOG_DIR/$name.log"; die "$name not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done

@@ -172,7 +172,7 @@ class AuditTrail:
                     ),
                     10,
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # whatever it is, no request may wait forever on it
                 log.warning("audit rows not written: %s", type(exc).__name__)
                 for _, done in batch:
                     if not done.done():
