@@ -10,7 +10,7 @@
 #           the bootstrap admin's password into $RUN_DIR/keycloak/admin-password); render the
 #           realm with them; start Keycloak in the background (no-op if already running);
 #           does not wait, use `wait`
-#   wait    block until the realm answers (KEYCLOAK_WAIT_TIMEOUT, default 180 s)
+#   wait    block until the realm answers (KEYCLOAK_WAIT_TIMEOUT, default 300 s)
 #   stop    TERM, then KILL after 30 s; no-op if not running
 #   status  print state; exit 0 if running, 3 if not
 #
@@ -20,7 +20,7 @@
 #
 # env: RUN_DIR (<repo>/.run), KEYCLOAK_PORT (8180), KEYCLOAK_MANAGEMENT_PORT (9000),
 #      CONSOLE_PORT (8083: the console's redirect URIs), KEYCLOAK_HEAP (-Xms64m -Xmx512m),
-#      JAVA_HOME, KEYCLOAK_WAIT_TIMEOUT (180)
+#      JAVA_HOME, KEYCLOAK_WAIT_TIMEOUT (300)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 
@@ -31,7 +31,7 @@ KEYCLOAK_PORT="${KEYCLOAK_PORT:-8180}"
 KEYCLOAK_MANAGEMENT_PORT="${KEYCLOAK_MANAGEMENT_PORT:-9000}"
 CONSOLE_PORT="${CONSOLE_PORT:-8083}"
 KEYCLOAK_HEAP="${KEYCLOAK_HEAP:--Xms64m -Xmx512m}"
-KEYCLOAK_WAIT_TIMEOUT="${KEYCLOAK_WAIT_TIMEOUT:-180}"
+KEYCLOAK_WAIT_TIMEOUT="${KEYCLOAK_WAIT_TIMEOUT:-300}"
 
 KC_DIR="$RUN_DIR/keycloak"
 KC_HOME="$KC_DIR/dist"

@@ -399,14 +399,18 @@ def authenticator(**overrides: Any) -> Authenticator:
 
 
 async def test_an_expired_token_is_refused() -> None:
-    """A Keycloak token that lives 1 s, checked by the shared implementation with no leeway
-    (the services allow 30 s of clock skew, which the settings' test covers)."""
+    """A Keycloak token that lives 1 s, once expired: refused with no leeway, accepted with
+    a leeway that covers it (so the expiry, not the signature, is what refuses it). The
+    services allow 30 s of clock skew (tests/unit/test_auth.py checks that bound)."""
     token = idp.client_token("hfs-test-short-lived")
-    strict = authenticator(leeway_s=0)
-    assert (await strict.authenticate(f"Bearer {token}")).client == "hfs-test-short-lived"
-    await asyncio.sleep(2.2)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 1
+    wait = claims["exp"] + 1.5 - dt.datetime.now(dt.UTC).timestamp()
+    await asyncio.sleep(max(0.0, wait))
     with pytest.raises(Unauthorized, match="expired"):
-        await strict.authenticate(f"Bearer {token}")
+        await authenticator(leeway_s=0).authenticate(f"Bearer {token}")
+    lenient = await authenticator(leeway_s=120).authenticate(f"Bearer {token}")
+    assert lenient.client == "hfs-test-short-lived"
 
 
 async def test_the_issuer_and_audience_are_checked() -> None:

@@ -612,17 +612,19 @@ def create_app(
     async def read_audit(
         request: Request,
         patient_id: Annotated[str | None, Query(pattern=PATIENT_ID_PATTERN)] = None,
-        actor: Annotated[str | None, Query(max_length=256)] = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        cursor: Annotated[str | None, Query(max_length=100)] = None,
+        actor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        since: Annotated[
+            str | None, Query(max_length=40, examples=["2026-12-01T00:00:00Z"])
+        ] = None,
+        until: Annotated[
+            str | None, Query(max_length=40, examples=["2026-12-02T00:00:00Z"])
+        ] = None,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         caller: Principal = caller_of,
     ) -> dict[str, object]:
         """Who read or changed patient data, oldest first (admin). ``next`` continues."""
-        for name, value in (("since", since), ("until", until)):
-            if value is not None and value.tzinfo is None:
-                raise invalid(name, "must carry a UTC offset")
+        start, end = _instant("since", since), _instant("until", until)
         try:
             after = decode_cursor(cursor) if cursor else 0
         except ValueError:
@@ -641,8 +643,8 @@ def create_app(
                 res.pool,
                 patient_id=patient_id,
                 actor=actor,
-                since=since,
-                until=until,
+                since=start,
+                until=end,
                 after_seq=after,
                 limit=limit,
             )
@@ -805,6 +807,19 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+def _instant(name: str, value: str | None) -> dt.datetime | None:
+    """A query's ISO 8601 instant; it must carry an offset (422 otherwise)."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise invalid(name, "must be an ISO 8601 instant with an offset, e.g. 2026-12-01T00:00:00Z")
+    return parsed
 
 
 def _status_field(name: str) -> str:
