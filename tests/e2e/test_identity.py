@@ -79,13 +79,13 @@ class Patient:
     page_id: str
 
 
-def enrollment(patient_id: str, team: str, zone: str) -> dict[str, Any]:
+def enrollment(patient_id: str, team: str, zone: str, today: dt.date) -> dict[str, Any]:
     return {
         "patient_id": patient_id,
         "phone": random_phone(),
         "timezone": zone,
         "language": "en",
-        "surgery_date": dt.date.today().isoformat(),
+        "surgery_date": today.isoformat(),
         "baseline_severity": 3,
         "care_team": {"on_call": random_phone(), "team": team},
         "sms_consent": False,
@@ -146,7 +146,7 @@ async def patients() -> AsyncIterator[dict[str, Patient]]:
         try:
             for team in ("team-a", "team-b"):
                 pid = random_patient_id()
-                body = enrollment(pid, team, zone)
+                body = enrollment(pid, team, zone, now.date())
                 r = await ingest.post("/v1/patients", json=body)
                 assert r.status_code == 202, r.text
                 event = page(pid, team, body["care_team"]["on_call"])

@@ -95,6 +95,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+AUDIT_FILTERS = {"patient_id", "actor", "since", "until", "cursor", "limit"}
 #: What an inbound text does to a patient's data, for the audit trail (ACK: the notifier's).
 SMS_ACTIONS = {"report": "report.write", "stop": "consent.change", "start": "consent.change"}
 
@@ -624,6 +625,9 @@ def create_app(
         caller: Principal = caller_of,
     ) -> dict[str, object]:
         """Who read or changed patient data, oldest first (admin). ``next`` continues."""
+        unknown = sorted(set(request.query_params) - AUDIT_FILTERS)
+        if unknown:
+            raise invalid(unknown[0] or "query", "is not a filter of this endpoint")
         start, end = _instant("since", since), _instant("until", until)
         try:
             after = decode_cursor(cursor) if cursor else 0
