@@ -61,7 +61,7 @@ fetch() {
   command -v mvn >/dev/null || die "mvn not found (needed to download Keycloak)"
   log "fetching Keycloak $KEYCLOAK_VERSION into $KC_HOME (log: $LOG_DIR/keycloak-fetch.log)"
   # Unpack into a scratch dir and swap it in: an interrupted fetch leaves nothing half-done.
-  rm -rf "$KC_DIR/dist.tmp"
+  rm -rf "$KC_DIR/dist.tmp" "$KC_DIR/dist.tmp.markers"
   if ! mvn -B -q -f "$DEPLOY_DIR/keycloak/pom.xml" dependency:unpack \
       -Dkeycloak.version="$KEYCLOAK_VERSION" -Dkeycloak.dir="$KC_DIR/dist.tmp" \
       >"$LOG_DIR/keycloak-fetch.log" 2>&1; then
@@ -70,7 +70,7 @@ fetch() {
   fi
   rm -rf "$KC_HOME"
   mv "$KC_DIR/dist.tmp/keycloak-$KEYCLOAK_VERSION" "$KC_HOME"
-  rm -rf "$KC_DIR/dist.tmp"
+  rm -rf "$KC_DIR/dist.tmp" "$KC_DIR/dist.tmp.markers"
   touch "$MARKER"
 }
 
