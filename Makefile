@@ -39,7 +39,7 @@ unit: install ## unit tests (no infrastructure)
 integration: install ## integration, end-to-end tests, scenarios and the PostgreSQL-outage drill on the real stack
 	@deploy/chromium.sh
 	@deploy/prometheus.sh
-	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios && $(PY) -m tools.chaos --only postgres --per-drill 20'
+	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios && $(PY) -m tools.chaos --only postgres --per-drill 20 && $(PY) -m tools.chaos_paging --only inbound,provider --texts 6 --kafka-down 15'
 
 
 schemas: install ## re-export the events' JSON Schemas into docs/schemas
@@ -58,5 +58,5 @@ bench: install ## benchmarks against the running stack; writes .run/bench.json a
 	@deploy/wrk.sh
 	@$(PY) -m tools.bench
 
-chaos: install ## fault drills against the running stack (~8 min); exit 1 if a drill fails
-	@$(PY) -m tools.chaos
+chaos: install ## fault drills against the running stack (~14 min); exit 1 if a drill fails
+	@$(PY) -m tools.chaos && deploy/with-stack.sh $(PY) -m tools.chaos_paging

@@ -1,4 +1,6 @@
-"""503 with nothing recorded when Kafka or PostgreSQL fails mid-request.
+"""503 with nothing recorded when Kafka or PostgreSQL fails mid-request — except Twilio's
+webhooks, which are stored in ingest's outbox and answered 200 while Kafka is down, then
+published by the relay when it returns (503 only when PostgreSQL is down too).
 
 The ingest app runs in-process against the stack's real PostgreSQL (a scratch database,
 so nothing races the running services) with a producer that fails or records what it was
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +48,13 @@ class FakeProducer:
         if self.down:
             raise KafkaTimeoutError("broker unreachable")
         self.sent.append((topic, value))
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> asyncio.Future[None]:
+        """The relay's way: enqueue, then await the returned future for the ack."""
+        await self.send_and_wait(topic, value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def stop(self) -> None:
         return None
@@ -97,6 +107,7 @@ async def harness(scratch_url: str) -> AsyncIterator[Harness]:
         TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
         PUBLIC_BASE_URL=PUBLIC,
         SIMULATED_CLOCK=False,  # its own wall clock, whatever mode the stack runs in
+        WEBHOOK_FLUSH_WAIT_S=0.2,  # answers wait less for a Kafka that is down
     )
     app = create_app(settings, connect=connect)
     async with (
@@ -167,25 +178,70 @@ async def test_kafka_down_report_is_503(h: Harness) -> None:
     assert (await h.client.post("/v1/symptom-reports", json=body)).status_code == 202
 
 
-async def test_kafka_down_inbound_text_is_503_and_twilios_retry_is_processed(h: Harness) -> None:
+def signed(path: str, form: dict[str, str]) -> dict[str, str]:
+    return {
+        "X-Twilio-Signature": RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + path, form)
+    }
+
+
+def text_form(n: int, body: str) -> dict[str, str]:
+    return {"MessageSid": "SM" + f"{n:x}" * 32, "From": "+15551239999", "Body": body}
+
+
+async def until_published(h: Harness, count: int) -> None:
+    for _ in range(200):
+        if len(h.producer.sent) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the relay published {len(h.producer.sent)} of {count}")
+
+
+async def test_kafka_down_inbound_texts_are_accepted_and_published_in_order_when_it_returns(
+    h: Harness,
+) -> None:
     h.producer.down = False
     assert (await h.client.post("/v1/patients", json=enrollment())).status_code == 202
     sent_before = len(h.producer.sent)
     h.producer.down = True
-    form = {"MessageSid": "SM" + "e" * 32, "From": "+15551239999", "Body": "STOP"}
-    signature = RequestValidator(TWILIO_TOKEN).compute_signature(
-        PUBLIC + "/v1/twilio/inbound", form
-    )
-    headers = {"X-Twilio-Signature": signature}
-    assert_unavailable(await h.client.post("/v1/twilio/inbound", data=form, headers=headers))
-    assert await h.count("SELECT count(*) FROM ingest.idempotency_keys") == 0
-    consent = await h.pool.fetchval("SELECT sms_consent FROM ingest.patients")
-    assert consent is True  # the STOP was not recorded either
-    h.producer.down = False
-    retry = await h.client.post("/v1/twilio/inbound", data=form, headers=headers)
-    assert retry.status_code == 200
-    assert len(h.producer.sent) == sent_before + 1
+    forms = [text_form(n, body) for n, body in ((0xA, "3"), (0xB, "my face is drooping"))]
+    forms.append(text_form(0xC, "STOP"))
+    for form in forms:
+        r = await h.client.post(
+            "/v1/twilio/inbound", data=form, headers=signed("/v1/twilio/inbound", form)
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/xml")
     assert await h.pool.fetchval("SELECT sms_consent FROM ingest.patients") is False
+    assert await h.count("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL") == 3
+    await asyncio.sleep(0.3)
+    assert len(h.producer.sent) == sent_before  # nothing reached Kafka yet
+
+    # Twilio repeats a webhook: the same answer, nothing stored twice.
+    again = await h.client.post(
+        "/v1/twilio/inbound", data=forms[0], headers=signed("/v1/twilio/inbound", forms[0])
+    )
+    assert again.status_code == 200
+    assert await h.count("SELECT count(*) FROM ingest.outbox") == 3
+
+    h.producer.down = False  # the broker returns: the relay publishes, in order, once
+    await until_published(h, sent_before + 3)
+    published = [json.loads(v) for _, v in h.producer.sent[sent_before:]]
+    assert [e["type"] for e in published] == ["symptom.reported"] * 2 + ["consent.changed"]
+    assert [e["payload"].get("note") for e in published[:2]] == [None, "my face is drooping"]
+    await asyncio.sleep(0.3)
+    assert len(h.producer.sent) == sent_before + 3
+    assert await h.count("SELECT count(*) FROM ingest.outbox WHERE published_at IS NULL") == 0
+
+
+async def test_kafka_down_status_callback_is_accepted_and_published_later(h: Harness) -> None:
+    form = {"MessageSid": "SM" + "d" * 32, "MessageStatus": "delivered"}
+    r = await h.client.post(
+        "/v1/twilio/status", data=form, headers=signed("/v1/twilio/status", form)
+    )
+    assert r.status_code == 204, r.text
+    h.producer.down = False
+    await until_published(h, 1)
+    assert json.loads(h.producer.sent[0][1])["type"] == "message.status_reported"
 
 
 async def test_database_down_is_503_and_nothing_is_published(h: Harness) -> None:
@@ -204,6 +260,12 @@ async def test_database_down_is_503_and_nothing_is_published(h: Harness) -> None
     ]
     for request in requests:
         assert_unavailable(await request())
+    form = text_form(0xF, "2")  # with PostgreSQL down too, Twilio hears 503 (Fallback URL)
+    assert_unavailable(
+        await h.client.post(
+            "/v1/twilio/inbound", data=form, headers=signed("/v1/twilio/inbound", form)
+        )
+    )
     assert h.producer.sent == []
     ready = await h.client.get("/readyz")
     assert ready.status_code == 503

@@ -359,6 +359,11 @@ async def test_consent_from_the_patient_stream(ledger_pool, producer) -> None:  
     assert await outcome(enrolled) == "suppressed"
     assert await outcome(start) == "sent"
     assert await outcome(report, stop) == "suppressed"
+    # Re-enrolling (an update, with sms_consent true) never subscribes them again.
+    reenrolled = PatientEnrolled.model_validate(
+        {**envelope(patient), "payload": {**enrolled.payload.model_dump(), "sms_consent": True}}
+    )
+    assert await outcome(reenrolled) == "suppressed"
     await n.on_patient_event(Record(b"{not json"))  # not ours to dead-letter
     await n.on_patient_event(Record(b'{"type": "consent.changed", "payload": 1}'))
     assert await outcome() == "suppressed"
@@ -497,7 +502,7 @@ async def test_faults_and_a_crash_no_text_twice_no_page_lost(
                 await asyncio.sleep(0.025)
 
     injector = asyncio.create_task(faults())
-    first = asyncio.create_task(n1.dispatch_forever())
+    first = asyncio.gather(n1.dispatch_forever(), n1.reconcile_forever())
     await asyncio.wait_for(hangs.hung.wait(), 30)
     first.cancel()  # killed between the provider's answer and the record
     await asyncio.gather(first, return_exceptions=True)
@@ -506,7 +511,7 @@ async def test_faults_and_a_crash_no_text_twice_no_page_lost(
         ledger_pool, sandbox.sender(timeout=0.8), producer, clock, wall=real_wall,
         policy=policy, max_attempts=20,
     )  # fmt: skip
-    second = asyncio.create_task(n2.dispatch_forever())
+    second = asyncio.gather(n2.dispatch_forever(), n2.reconcile_forever())
     try:
         for _ in range(600):
             if await final(ledger_pool) and injector.done():

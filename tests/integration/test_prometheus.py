@@ -9,6 +9,7 @@ through its HTTP API: every target is up, and every metric name a dashboard unde
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -23,9 +24,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
+
+from shared.topics import DECISIONS
+from tests.integration.conftest import KAFKA_BOOTSTRAP
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 PORTS = {
     "ingest": int(os.environ.get("INGEST_PORT", "8080")),
@@ -88,6 +94,14 @@ def local_config(tmp: Path) -> Path:
     config: dict[str, Any] = yaml.safe_load(CONFIG.read_text())
     config["global"]["scrape_interval"] = "1s"
     config["global"]["scrape_timeout"] = "1s"
+    config["global"]["evaluation_interval"] = "1s"
+    # The real rules, with their `for:` durations cut so a test need not wait minutes.
+    rules: dict[str, Any] = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("for", None)
+    (tmp / "alerts.yml").write_text(yaml.safe_dump(rules))
+    assert config["rule_files"] == ["alerts.yml"]
     for job in config["scrape_configs"]:
         job["static_configs"] = [{"targets": [f"127.0.0.1:{PORTS[job['job_name']]}"]}]
     path = tmp / "prometheus.yml"
@@ -194,3 +208,30 @@ def test_every_target_is_up_and_every_dashboard_metric_exists(prometheus: str) -
         assert series, f"no series scraped from {job}"
         for s in series:  # no phone number in any label value
             assert not any(re.fullmatch(r"\+\d{8,15}", v) for v in s.values()), s
+
+
+def alert_states(url: str) -> dict[str, str]:
+    return {a["labels"]["alertname"]: a["state"] for a in api(url, "alerts")["alerts"]}
+
+
+async def _poison_a_decision() -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(DECISIONS, b'{"type": "not a decision"', key=b"it-alert")
+    finally:
+        await producer.stop()
+
+
+def test_a_dead_letter_fires_its_alert_for_real(prometheus: str) -> None:
+    """The stack's notifier dead-letters a garbage decision; Prometheus, evaluating
+    deploy/prometheus/alerts.yml, raises HfsDeadLettersGrowing."""
+    wait_for_scrapes(prometheus)
+    rules = {r["name"] for g in api(prometheus, "rules")["groups"] for r in g["rules"]}
+    assert {"HfsUrgentPageUnanswered", "HfsDeadLettersGrowing", "HfsLoopHeartbeatStale"} <= rules
+    assert "HfsDeadLettersGrowing" not in alert_states(prometheus)
+    asyncio.run(_poison_a_decision())
+    deadline = time.monotonic() + 60
+    while alert_states(prometheus).get("HfsDeadLettersGrowing") != "firing":
+        assert time.monotonic() < deadline, f"not firing: {alert_states(prometheus)}"
+        time.sleep(0.5)

@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from ingest.app import create_app
 from ingest.settings import IngestSettings
+from shared.logs import DEV_LOG_REF_KEY
 from shared.settings import DEV_API_TOKEN
 
 TOKEN = "unit-test-token-0123456789"
@@ -136,6 +137,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://recovery:a-real-secret@db.internal:5432/recovery",
     "TWILIO_AUTH_TOKEN": "a-real-twilio-token",
     "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery",
+    "LOG_REF_KEY": "a-real-key-of-32-characters-long",
 }
 
 
@@ -153,6 +155,7 @@ def test_production_starts_without_development_secrets() -> None:
             {"AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:hfs_audit_writer@db/recovery"},
             "AUDIT_DATABASE_URL",
         ),
+        ({"LOG_REF_KEY": DEV_LOG_REF_KEY}, "LOG_REF_KEY"),
     ],
 )
 def test_production_refuses_each_development_secret_by_name(

@@ -726,3 +726,72 @@ def test_twiml_replies() -> None:
     assert twiml_replies('<Response><Message to="+15555550100">x</Message></Response>') == [
         ("+15555550100", "x")
     ]
+
+
+# --- the Calls resource (page calls) ----------------------------------------------------------
+
+
+def test_a_page_call_through_the_sdk_rings_and_a_keypress_reaches_the_action_url(
+    sandbox_url: str, receiver: tuple[Receiver, str], http: httpx.Client
+) -> None:
+    from notifier.sms import SendError, twilio_client
+    from notifier.voice import TwilioCaller, ack_url, call_twiml
+
+    rec, receiver_url = receiver
+    http.delete("/sandbox/calls").raise_for_status()
+    callback = receiver_url + "/v1/twilio/voice/status"
+    caller = TwilioCaller(
+        twilio_client(ACCOUNT_SID, AUTH_TOKEN, sandbox_url, 10),
+        from_=SERVICE_NUMBER,
+        status_callback=callback,
+    )
+    action = ack_url(receiver_url, "7KQ2MX")
+    twiml = call_twiml("The MVD clinic URGENT: worsening. Patient p-001.", action)
+    placed = asyncio.run(caller.call(PATIENT, twiml))
+    assert placed.provider_sid.startswith("CA")
+    assert placed.status == "queued"
+
+    statuses = [rec.next_hit().form["CallStatus"] for _ in range(3)]
+    assert statuses == ["initiated", "ringing", "in-progress"]
+    [listed] = http.get("/sandbox/calls", params={"to": PATIENT}).json()["calls"]
+    assert listed["sid"] == placed.provider_sid
+    assert "URGENT: worsening" in listed["said"]
+    assert "Press 1 to acknowledge." in listed["said"]
+    assert "📞" in http.get("/").text  # the page shows the call beside the texts
+
+    pressed = http.post(f"/sandbox/calls/{placed.provider_sid}/press", json={"digits": "1"})
+    assert pressed.status_code == 200, pressed.text
+    gather = rec.next_hit()
+    assert gather.url == action
+    assert (gather.form["Digits"], gather.form["CallSid"], gather.form["To"]) == (
+        "1",
+        placed.provider_sid,
+        PATIENT,
+    )
+    assert RequestValidator(AUTH_TOKEN).validate(
+        action, gather.form, gather.headers["x-twilio-signature"]
+    )
+    assert rec.next_hit().form["CallStatus"] == "completed"
+    again = http.post(f"/sandbox/calls/{placed.provider_sid}/press", json={"digits": "1"})
+    assert again.status_code == 409  # the call is over
+
+    http.post("/sandbox/faults", json={"mode": "500", "count": 1}).raise_for_status()
+    with pytest.raises(SendError) as failed:
+        asyncio.run(caller.call(PATIENT, twiml))
+    assert failed.value.ambiguous
+    assert not failed.value.permanent
+    with pytest.raises(SendError) as invalid:
+        asyncio.run(caller.call("+15005550001", "<Response><Say>x</Say></Response>"))
+    assert invalid.value.permanent
+
+
+def test_a_call_without_twiml_or_with_a_bad_number_is_refused(http: httpx.Client) -> None:
+    url = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+    auth = (ACCOUNT_SID, AUTH_TOKEN)
+    r = http.post(url, data={"To": PATIENT, "From": SERVICE_NUMBER}, auth=auth)
+    assert (r.status_code, r.json()["code"]) == (400, 21205)
+    r = http.post(url, data={"To": "12", "Twiml": "<Response/>"}, auth=auth)
+    assert (r.status_code, r.json()["code"]) == (400, 21211)
+    assert http.post(url, data={"To": PATIENT, "Twiml": "<Response/>"}).status_code == 401
+    r = http.post("/sandbox/calls/CA" + "0" * 32 + "/press", json={"digits": "1"})
+    assert r.status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 import logging
 import sys
@@ -13,9 +14,24 @@ _NOISY = ("aiokafka", "kafka", "uvicorn.access")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
+#: The development key; settings refuse it off loopback, like the development API token.
+DEV_LOG_REF_KEY = "dev-log-ref-key-change-me"
+_ref_key: list[bytes] = [DEV_LOG_REF_KEY.encode()]
+
+
+def set_ref_key(key: str) -> None:
+    """The secret behind ``patient_ref`` (``LOG_REF_KEY``), set once by each entrypoint."""
+    _ref_key[0] = key.encode()
+
+
 def patient_ref(patient_id: str) -> str:
-    """A short stable hash of a patient id, for correlating log lines."""
-    return hashlib.blake2b(patient_id.encode(), digest_size=6).hexdigest()
+    """A short stable reference to a patient id, for correlating log lines.
+
+    A keyed HMAC, not a plain hash: patient ids are guessable (``p-000123``), and an
+    unkeyed hash of them is reversed by hashing every candidate (a million in 0.02 s).
+    Every service of one deployment shares the key, so the reference correlates across them.
+    """
+    return hmac.new(_ref_key[0], patient_id.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class JsonFormatter(logging.Formatter):
@@ -58,7 +74,9 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+def configure_logging(service: str, level: str = "INFO", ref_key: str | None = None) -> None:
+    if ref_key is not None:
+        set_ref_key(ref_key)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import OidcConfig
+from shared.logs import DEV_LOG_REF_KEY
 
 DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development value, refused in production
 #: Development defaults that production refuses (the sandbox's Twilio token, the local
@@ -37,6 +38,10 @@ class CommonSettings(BaseSettings):
     simulated_clock: bool = Field(default=False, validation_alias="SIMULATED_CLOCK")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     bind_host: str = Field(default="127.0.0.1", validation_alias="BIND_HOST")
+    #: The key of the patient references in log lines (``shared.logs.patient_ref``).
+    log_ref_key: SecretStr = Field(
+        default=SecretStr(DEV_LOG_REF_KEY), validation_alias="LOG_REF_KEY"
+    )
 
     # The identity provider (Keycloak in development; the hospital's own in production).
     oidc_issuer: str = Field(
@@ -83,6 +88,8 @@ class CommonSettings(BaseSettings):
                 refused.append("AUDIT_DATABASE_URL (unset: set the audit writer's role)")
             elif urlsplit(audit.get_secret_value()).password == DEV_AUDIT_PASSWORD:
                 refused.append("AUDIT_DATABASE_URL (the default audit writer password)")
+            if self.log_ref_key.get_secret_value() == DEV_LOG_REF_KEY:
+                refused.append("LOG_REF_KEY (the development key)")
             if refused:
                 raise ValueError(
                     "ENVIRONMENT=production refuses development secrets: " + "; ".join(refused)
@@ -92,6 +99,8 @@ class CommonSettings(BaseSettings):
                 "refusing the development API_TOKEN on a non-loopback BIND_HOST "
                 "(it is accepted only while the service listens on loopback)"
             )
+        if len(self.log_ref_key.get_secret_value()) < 16:
+            raise ValueError("LOG_REF_KEY must be at least 16 characters")
         return self
 
     def audit_url(self) -> str:

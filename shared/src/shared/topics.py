@@ -25,6 +25,11 @@ DEADLETTER = "deadletter.v1"
 #: written by ingest, read by the notifier. Keyed by message SID or ack code.
 PROVIDER_EVENTS = "provider-events.v1"
 
+#: How long a dead letter is kept before Kafka deletes it.
+DEADLETTER_RETENTION_DAYS = 30
+
+_DAY_MS = 24 * 3600 * 1000
+
 #: Per-patient topics are co-partitioned: same count, keyed by ``patient_id``.
 PATIENT_PARTITIONS = 6
 
@@ -42,7 +47,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CLOCK, PATIENT_PARTITIONS, (("retention.ms", str(7 * 24 * 3600 * 1000)),)),
     TopicSpec(DECISIONS, PATIENT_PARTITIONS, (("retention.ms", "-1"),)),
     TopicSpec(PROVIDER_EVENTS, PATIENT_PARTITIONS, (("retention.ms", str(30 * 24 * 3600 * 1000)),)),
-    TopicSpec(DEADLETTER, 3, (("retention.ms", "-1"),)),
+    # Dead letters are for an operator to inspect and replay, not an archive: a month.
+    TopicSpec(
+        DEADLETTER, 3, (("retention.ms", str(DEADLETTER_RETENTION_DAYS * 24 * 3600 * 1000)),)
+    ),
 )
 
 

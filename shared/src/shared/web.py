@@ -269,8 +269,10 @@ def install_probes(
     app: FastAPI,
     ready: Callable[[], Awaitable[dict[str, bool]]],
     refresh_metrics: Callable[[], Awaitable[None]] | None = None,
+    stale_loops: Callable[[], list[str]] | None = None,
 ) -> None:
-    """``/healthz`` (alive), ``/readyz`` (every dependency reachable) and ``/metrics``.
+    """``/healthz`` (alive: 503 when ``stale_loops`` names a background loop whose heartbeat
+    is stale), ``/readyz`` (every dependency reachable) and ``/metrics``.
 
     ``refresh_metrics`` updates gauges computed on scrape (e.g. from the database) first; a
     failure there is logged and the other metrics are served anyway. Every request is counted
@@ -279,8 +281,11 @@ def install_probes(
     app.add_middleware(HttpMetricsMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        stale = stale_loops() if stale_loops is not None else []
+        if stale:
+            return JSONResponse({"status": "unhealthy", "stale_loops": stale}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:

@@ -39,6 +39,7 @@ from assessor.timers import TimerIndex, partition_of
 from shared.audit import AuditTrail
 from shared.auth import Authenticator, Forbidden, Unauthorized, may
 from shared.db import create_pool, migrate
+from shared.errors import describe
 from shared.events import (
     DEFAULT_TEAM,
     ClockAdvanced,
@@ -50,7 +51,7 @@ from shared.events import (
     encode_event,
     parse_event,
 )
-from shared.logs import logging_config, patient_ref
+from shared.logs import logging_config, patient_ref, set_ref_key
 from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PATIENT_PARTITIONS
 from shared.web import error_body
 
@@ -200,6 +201,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         web_in_thread=False,
         logging_config=logging_config("assessor", settings.log_level),
     )
+    set_ref_key(settings.log_ref_key.get_secret_value())
     store = Store(settings.database_url.get_secret_value())
     authenticator = Authenticator(settings.oidc(), settings.api_token)
     trail = AuditTrail(settings.audit_url(), "assessor")
@@ -333,7 +335,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 log.warning(
                     "unparseable event sent to the dead-letter topic: %s", type(exc).__name__
                 )
-                await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {exc}")
+                await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {describe(exc)}")
                 continue
             inp = to_input(parsed)
             if inp is None or parsed.patient_id is None:
@@ -355,7 +357,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 extra={"event_id": applied[i][0], "patient": patient_ref(applied[i][2])},
             )
             await dead_letter(
-                sources[i].key, sources[i].value, PATIENT_EVENTS, f"undecidable: {error!r}"
+                sources[i].key, sources[i].value, PATIENT_EVENTS, f"undecidable: {describe(error)}"
             )
         applied = [a for i, a in enumerate(applied) if i not in rejected]
         BATCH.observe(len(events))
@@ -430,7 +432,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
             except (ValidationError, ValueError) as exc:
                 EVENTS.labels(CLOCK, "unknown", "dead_letter").inc()
                 log.warning("bad clock event sent to the dead-letter topic: %s", type(exc).__name__)
-                await dead_letter(event.key, event.value, CLOCK, f"invalid: {exc}")
+                await dead_letter(event.key, event.value, CLOCK, f"invalid: {describe(exc)}")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def forget_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:

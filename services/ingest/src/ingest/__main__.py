@@ -10,7 +10,7 @@ from shared.web import serve
 
 def main() -> None:
     settings = IngestSettings()
-    configure_logging("ingest", settings.log_level)
+    configure_logging("ingest", settings.log_level, settings.log_ref_key.get_secret_value())
     serve(create_app(settings), settings.bind_host, settings.port)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import re
 import uuid
@@ -30,7 +31,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
-from ingest import inbound, registry
+from ingest import inbound, outbox, registry, voice, webhook
 from ingest.api_models import (
     Accepted,
     ClockRequest,
@@ -57,6 +58,7 @@ from shared.events import (
 from shared.kafka import create_producer, publish
 from shared.logs import patient_ref
 from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
+from shared.supervisor import Supervisor
 from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
@@ -104,6 +106,9 @@ INBOUND = Counter(
 )
 STATUS_CALLBACKS = Counter(
     "ingest_sms_status_callbacks_total", "Twilio status callbacks by status.", ["status"]
+)
+CALL_STATUSES = Counter(
+    "ingest_call_status_callbacks_total", "Page call status callbacks by status.", ["status"]
 )
 REJECTED_SIGNATURES = Counter(
     "ingest_twilio_signature_rejected_total", "Webhooks refused for their signature.", ["path"]
@@ -190,7 +195,8 @@ WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
     409: _error("A MessageSid replayed with different content, or the simulated clock unset"),
     413: _error("Body over 64 KiB"),
     422: _error("A correctly signed request without the fields Twilio always sends"),
-    503: _error("Kafka or the database unreachable; nothing recorded (Twilio retries)"),
+    # Stored before the answer (ingest.outbox), so a Kafka outage still answers 200.
+    503: _error("The database unreachable; nothing recorded (Twilio then tries the Fallback URL)"),
 }
 
 
@@ -232,10 +238,12 @@ def create_app(
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     texts = inbound.Texts(clinic_name=settings.clinic_name)
     public_base = settings.public_base_url.rstrip("/")
+    supervisor = Supervisor()  # the outbox relay and the clock ticker
+    relay: outbox.Relay | None = None
 
     async def keep_connecting() -> None:
         """Connect in the background: until then /readyz and every request say 503."""
-        nonlocal resources
+        nonlocal resources, relay
         delay = 0.5
         while True:
             try:
@@ -252,8 +260,17 @@ def create_app(
                 delay = min(delay * 2, 10.0)
             else:
                 log.info("connected to Kafka and PostgreSQL")
+                relay = outbox.Relay(resources.pool, resources.producer)
+                supervisor.add("outbox-relay", relay.run_forever)
                 if not settings.simulated_clock and settings.tick_interval_s > 0:
-                    await run_ticker(resources.producer, wall_clock, settings.tick_interval_s)
+                    supervisor.add(
+                        "ticker",
+                        functools.partial(
+                            run_ticker, resources.producer, wall_clock, settings.tick_interval_s
+                        ),
+                        stale_after=max(120.0, 3 * settings.tick_interval_s),
+                    )
+                supervisor.start()
                 return
 
     @contextlib.asynccontextmanager
@@ -265,6 +282,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await supervisor.stop()
             if resources is not None:
                 await resources.close()
             await trail.close()
@@ -300,7 +318,7 @@ def create_app(
             checks["kafka"] = True
         return checks
 
-    install_probes(app, ready)
+    install_probes(app, ready, stale_loops=supervisor.stale)
 
     async def clock_now(conn: asyncpg.Connection | asyncpg.Pool) -> dt.datetime:
         """The time ingest stamps on what it records: simulated or wall clock."""
@@ -407,7 +425,7 @@ def create_app(
                 if not earliest <= body.surgery_date <= latest:
                     raise invalid("surgery_date", f"must be between {earliest} and {latest}")
                 try:
-                    await registry.upsert_patient(conn, body.patient_id, payload, now)
+                    consent = await registry.upsert_patient(conn, body.patient_id, payload, now)
                 except (registry.PhoneTaken, asyncpg.UniqueViolationError):
                     raise ApiError(
                         409,
@@ -415,6 +433,8 @@ def create_app(
                         "That phone number belongs to another patient.",
                         [{"field": "phone", "message": "already enrolled for another patient"}],
                     ) from None
+                # An update never changes consent: the event carries the consent on record.
+                payload = payload.model_copy(update={"sms_consent": consent})
                 event = PatientEnrolled(
                     event_id=_derived_id(scope, idempotency_key),
                     occurred_at=now,
@@ -683,6 +703,20 @@ def create_app(
             )
         return form
 
+    async def flush(through: int) -> None:
+        """Stored, so the answer is 200 whatever Kafka does; usually it is in Kafka too
+        (the relay takes milliseconds), so wait a little for that before answering."""
+        if relay is not None and through:
+            await relay.flush(through, settings.webhook_flush_wait_s)
+
+    def check_webhook(form: ImmutableMultiDict[str, str], *, inbound: bool) -> None:
+        webhook.check_form(
+            form,
+            account_sid=settings.twilio_account_sid,
+            our_numbers=settings.our_numbers,
+            inbound=inbound,
+        )
+
     @app.post(
         "/v1/twilio/inbound",
         response_class=Response,
@@ -708,10 +742,11 @@ def create_app(
         """Twilio's inbound SMS webhook: a reply becomes a report, STOP/START a consent
         change, ``ACK <code>`` from a care-team phone an acknowledgement; answers TwiML."""
         form = await signed_form(request)
+        check_webhook(form, inbound=True)
         text = inbound.InboundText(
             message_sid=form.get("MessageSid", ""),
             from_phone=form.get("From", ""),
-            body=form.get("Body", ""),
+            body=webhook.capped_body(form.get("Body", "")),
             opt_out_type=form.get("OptOutType") or None,
         )
         if not MESSAGE_SID.match(text.message_sid):
@@ -723,6 +758,7 @@ def create_app(
             {"from": text.from_phone, "body": text.body, "opt_out": text.opt_out_type}
         )
         replayed = "false"
+        stored_through = 0
         try:
             async with res.pool.acquire() as conn, conn.transaction():
                 stored = await claim(conn, "twilio-inbound", text.message_sid, fingerprint)
@@ -750,11 +786,13 @@ def create_app(
                     await remember(conn, "twilio-inbound", text.message_sid, response)
                     if outcome.consent is not None and sender.patient_id is not None:
                         await registry.set_consent(conn, sender.patient_id, outcome.consent, now)
-                    for item in outcome.publish:
-                        await publish(res.producer, item.topic, item.event, key=item.key)
+                    for item in outcome.publish:  # published by the relay: Kafka may be down
+                        row = await outbox.put(conn, item.topic, item.event, key=item.key)
+                        stored_through = max(stored_through, row or 0)
         except UNAVAILABLE as exc:
             log.warning("inbound text %s not recorded: %s", text.message_sid, type(exc).__name__)
-            raise unavailable("Kafka or the database") from None
+            raise unavailable("The database") from None
+        await flush(stored_through)
         INBOUND.labels(outcome=outcome_label, replayed=replayed).inc()
         log.info("inbound text %s: %s", text.message_sid, outcome_label)
         return response
@@ -776,6 +814,7 @@ def create_app(
     async def twilio_status(request: Request) -> Response:
         """Twilio's status callback → ``MessageStatusReported`` on provider-events.v1."""
         form = await signed_form(request)
+        check_webhook(form, inbound=False)
         sid = form.get("MessageSid") or form.get("SmsSid") or ""
         status = form.get("MessageStatus") or form.get("SmsStatus") or ""
         error_code = form.get("ErrorCode") or None
@@ -803,11 +842,61 @@ def create_app(
                 source="twilio",
                 payload=payload,
             )
-            await publish(res.producer, PROVIDER_EVENTS, event, key=sid)
+            async with res.pool.acquire() as conn:  # published by the relay
+                row = await outbox.put(conn, PROVIDER_EVENTS, event, key=sid)
         except UNAVAILABLE as exc:
             log.warning("status callback for %s not recorded: %s", sid, type(exc).__name__)
-            raise unavailable("Kafka or the database") from None
+            raise unavailable("The database") from None
+        await flush(row or 0)
         STATUS_CALLBACKS.labels(status=payload.status).inc()
+        return Response(status_code=204)
+
+    @app.post(
+        "/v1/twilio/voice",
+        response_class=Response,
+        responses={200: {"description": "TwiML said to the callee"}, **WEBHOOK_ERRORS},
+    )
+    async def twilio_voice(request: Request, code: str = "") -> Response:
+        """A page call's keypress (``<Gather>`` action, ``?code=`` the alert's ACK code):
+        key 1 acknowledges, as ``ACK <code>`` from the called phone would."""
+        form = await signed_form(request)
+        check_webhook(form, inbound=False)
+        press = voice.Keypress(
+            call_sid=form.get("CallSid", ""),
+            callee=form.get("To", ""),
+            digits=form.get("Digits", ""),
+            ack_code=code.upper(),
+        )
+        if not voice.CALL_SID.match(press.call_sid):
+            raise invalid("CallSid", "must be CA and 32 hex digits")
+        if not voice.ACK_CODE.match(press.ack_code):
+            raise invalid("code", "must be the page's ACK code")
+        res = deps()
+        row = None
+        try:
+            async with res.pool.acquire() as conn, conn.transaction():
+                answer = voice.decide(press, await clock_now(conn))
+                if answer.ack is not None:
+                    row = await outbox.put(conn, PROVIDER_EVENTS, answer.ack, key=press.ack_code)
+        except UNAVAILABLE as exc:
+            log.warning("call keypress %s not recorded: %s", press.call_sid, type(exc).__name__)
+            raise unavailable("The database") from None
+        await flush(row or 0)
+        INBOUND.labels(outcome="call_ack" if row else "call_other", replayed="false").inc()
+        return Response(answer.twiml, media_type="text/xml")
+
+    @app.post(
+        "/v1/twilio/voice/status",
+        status_code=204,
+        response_class=Response,
+        responses={204: {"description": "Counted"}, **WEBHOOK_ERRORS},
+    )
+    async def twilio_voice_status(request: Request) -> Response:
+        """A page call's status callback: counted (what matters is the keypress)."""
+        form = await signed_form(request)
+        check_webhook(form, inbound=False)
+        status = form.get("CallStatus", "")
+        CALL_STATUSES.labels(status=status if status in voice.CALL_STATUSES else "other").inc()
         return Response(status_code=204)
 
     return app

@@ -38,13 +38,16 @@ def fingerprint(value: Any) -> str:
 
 async def upsert_patient(
     conn: asyncpg.Connection, patient_id: str, p: PatientEnrolledPayload, now: dt.datetime
-) -> None:
+) -> bool:
+    """Enroll, or update an enrollment; returns the patient's SMS consent. Only the first
+    enrollment sets consent: an update keeps what STOP/START (or a clinician's recorded
+    change) left, so re-enrolling a patient who texted STOP never subscribes them again."""
     owner = await conn.fetchval(
         "SELECT patient_id FROM ingest.patients WHERE phone = $1 FOR UPDATE", p.phone
     )
     if owner is not None and owner != patient_id:
         raise PhoneTaken
-    await conn.execute(
+    consent = await conn.fetchval(
         """
         INSERT INTO ingest.patients (patient_id, phone, timezone, language, surgery_date,
             baseline_severity, care_team, sms_consent, enrolled_at, updated_at)
@@ -53,7 +56,8 @@ async def upsert_patient(
             phone = EXCLUDED.phone, timezone = EXCLUDED.timezone,
             language = EXCLUDED.language, surgery_date = EXCLUDED.surgery_date,
             baseline_severity = EXCLUDED.baseline_severity, care_team = EXCLUDED.care_team,
-            sms_consent = EXCLUDED.sms_consent, updated_at = EXCLUDED.updated_at
+            updated_at = EXCLUDED.updated_at
+        RETURNING sms_consent
         """,
         patient_id,
         p.phone,
@@ -71,6 +75,7 @@ async def upsert_patient(
         "INSERT INTO ingest.care_team_phones (patient_id, role, phone) VALUES ($1, $2, $3)",
         [(patient_id, role, phone) for role, phone in phones if phone],
     )
+    return bool(consent)
 
 
 async def patient_team(conn: asyncpg.Connection | asyncpg.Pool, patient_id: str) -> str | None:

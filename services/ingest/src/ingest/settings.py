@@ -19,6 +19,24 @@ class IngestSettings(CommonSettings):
         default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL"
     )
     clinic_name: str = Field(default="the MVD clinic", validation_alias="CLINIC_NAME")
+    #: Webhooks naming another account, or texts to another number, are refused (403).
+    twilio_account_sid: str = Field(
+        default="AC00000000000000000000000000000000", validation_alias="TWILIO_ACCOUNT_SID"
+    )
+    twilio_from: str = Field(default="+15005550006", validation_alias="TWILIO_FROM")
+    #: More numbers of this service (comma-separated), e.g. those of a Messaging Service.
+    twilio_numbers: str = Field(default="", validation_alias="TWILIO_INBOUND_NUMBERS")
+    #: A webhook's events are stored before it is answered; it then waits this long at
+    #: most for the outbox relay to have them in Kafka (Twilio waits 15 s for an answer).
+    webhook_flush_wait_s: float = Field(
+        default=2.0, ge=0, le=10, validation_alias="WEBHOOK_FLUSH_WAIT_S"
+    )
+
+    @property
+    def our_numbers(self) -> frozenset[str]:
+        extra = (n.strip() for n in self.twilio_numbers.split(","))
+        return frozenset(n for n in (self.twilio_from, *extra) if n)
+
     #: PostgreSQL connections: an enrollment or a keyed report holds one until the broker
     #: has acknowledged its event (the registry transaction commits after the ack), so this
     #: bounds those requests in flight (wrk, 64 clients, when every report held one: 988

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from shared.events import ClockAdvanced, ClockAdvancedPayload
 from shared.kafka import publish
+from shared.supervisor import beat
 from shared.topics import CLOCK, PATIENT_PARTITIONS
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ async def run_ticker(
 ) -> None:
     """Tick forever; a failed tick is logged and the next one catches up."""
     while True:
+        beat()
         try:
             await publish_tick(producer, wall_clock())
         except (KafkaError, OSError, TimeoutError) as exc:

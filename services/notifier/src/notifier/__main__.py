@@ -12,7 +12,7 @@ from shared.web import serve
 
 def main() -> None:
     settings = NotifierSettings()
-    configure_logging("notifier", settings.log_level)
+    configure_logging("notifier", settings.log_level, settings.log_ref_key.get_secret_value())
     logging.getLogger("twilio").setLevel(logging.WARNING)  # its request log names recipients
     serve(create_app(settings), settings.bind_host, settings.port)
 

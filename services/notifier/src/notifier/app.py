@@ -16,11 +16,13 @@ from notifier import ledger
 from notifier import metrics as ledger_metrics
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
-from notifier.sms import SmsSender, TwilioSmsSender
+from notifier.sms import SmsSender, TwilioSmsSender, twilio_client
+from notifier.voice import Caller, TwilioCaller
 from shared.audit import AuditTrail
 from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
+from shared.supervisor import Supervisor
 from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
@@ -41,6 +43,24 @@ def twilio_sender(settings: NotifierSettings) -> SmsSender:
         base_url=settings.twilio_api_base_url or None,
         status_callback=settings.status_callback_url,
         timeout=settings.twilio_timeout_s,
+    )
+
+
+def twilio_caller(settings: NotifierSettings) -> Caller | None:
+    """Page calls through Twilio's Voice API, from ``TWILIO_FROM`` (None: texts only)."""
+    if not settings.page_voice_calls or not settings.twilio_from:
+        return None
+    client = twilio_client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_api_base_url or None,
+        settings.twilio_timeout_s,
+    )
+    base = settings.public_base_url.strip().rstrip("/")
+    return TwilioCaller(
+        client,
+        from_=settings.twilio_from,
+        status_callback=f"{base}/v1/twilio/voice/status" if base else None,
     )
 
 
@@ -85,12 +105,14 @@ async def clock_consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
 def create_app(
     settings: NotifierSettings,
     sender_factory: Callable[[NotifierSettings], SmsSender] = twilio_sender,
+    caller_factory: Callable[[NotifierSettings], Caller | None] = twilio_caller,
     clock: Callable[[], dt.datetime] | None = None,
     wall: Callable[[], dt.datetime] = utcnow,
 ) -> FastAPI:
     """The API and the loops. The business clock is ``clock`` if given, else the simulated
     clock when ``SIMULATED_CLOCK=1``, else the wall clock."""
     state: dict[str, object] = {}
+    supervisor = Supervisor(stale_after=settings.loop_stale_s)
     simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
     now: Callable[[], dt.datetime] = clock or simulated or wall
     trail = AuditTrail(settings.audit_url(), "notifier", wall)
@@ -123,36 +145,17 @@ def create_app(
             wall=wall,
             policy=settings.policy(),
             audit=trail,
+            caller=caller_factory(settings),
+            public_base_url=settings.public_base_url,
         )
         state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
-        tasks = [
-            asyncio.create_task(notifier.consume(consumers["decisions"]), name="decisions"),
-            asyncio.create_task(
-                notifier.consume_topic(consumers["consent"], notifier.on_patient_event),
-                name="consent",
-            ),
-            asyncio.create_task(
-                notifier.consume_topic(consumers["provider"], notifier.on_provider_event),
-                name="provider-events",
-            ),
-            asyncio.create_task(notifier.dispatch_forever(), name="dispatch"),
-        ]
-        if simulated is not None:
-            tasks.append(
-                asyncio.create_task(
-                    notifier.consume_topic(
-                        consumers["clock"], notifier.on_clock_event(simulated), commit=False
-                    ),
-                    name="clock",
-                )
-            )
-        state["tasks"] = tasks
+        for name, loop in notifier.loops(consumers, simulated).items():
+            supervisor.add(name, loop)
+        supervisor.start()
         try:
             yield
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await supervisor.stop()
             for c in consumers.values():
                 await c.stop()
             await producer.stop()
@@ -181,8 +184,7 @@ def create_app(
         consumer = state.get("consumer")
         if isinstance(consumer, AIOKafkaConsumer):
             checks["kafka"] = bool(consumer.assignment())
-        tasks = state.get("tasks")
-        checks["loops"] = isinstance(tasks, list) and not any(t.done() for t in tasks)
+        checks["loops"] = bool(supervisor.loops) and not supervisor.stale()
         return checks
 
     async def refresh_metrics() -> None:
@@ -190,7 +192,7 @@ def create_app(
         if isinstance(p, asyncpg.Pool):
             await asyncio.wait_for(ledger_metrics.refresh(p), 2)
 
-    install_probes(app, ready, refresh_metrics)
+    install_probes(app, ready, refresh_metrics, supervisor.stale)
 
     @app.get("/v1/patients/{patient_id}/notifications")
     async def notifications(

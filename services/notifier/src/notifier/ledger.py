@@ -22,7 +22,7 @@ COLUMNS = (
     "notification_id, kind, audience, to_phone, status, dedupe_key, created_at, scheduled_for,"
     " sent_at, provider_sid, body, attempts, patient_id, urgency, language, facts, rule,"
     " backup_phone, ack_code, root_id, escalation_step, escalations_done, verify_before_send,"
-    " call_started_at, provider_status, error_code"
+    " call_started_at, provider_status, error_code, channel"
 )
 _N_COLUMNS = ", ".join("n." + c.strip() for c in COLUMNS.split(","))
 
@@ -53,8 +53,12 @@ LEDGER_STATUS = {
 }
 
 
+#: 27**6 (about 387 million) codes; unique only among open alerts, so they never run out.
+ACK_CODE_LENGTH = 6
+
+
 def new_ack_code() -> str:
-    return "".join(secrets.choice(ACK_ALPHABET) for _ in range(4))
+    return "".join(secrets.choice(ACK_ALPHABET) for _ in range(ACK_CODE_LENGTH))
 
 
 async def record(
@@ -64,16 +68,19 @@ async def record(
     now: dt.datetime,
     *,
     ack_code: str | None = None,
+    escalate_at: dt.datetime | None = None,
 ) -> bool:
-    """Store a decision once per dedupe key; False when it was already there."""
+    """Store a decision once per dedupe key; False when it was already there. An urgent
+    page's escalation timer starts here (``escalate_at``), whatever its delivery does."""
     p = event.payload
     inserted = await pool.fetchval(
         """
         INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id, kind,
             audience, urgency, to_phone, backup_phone, language, timezone, facts, evidence,
-            rule, body, ack_code, status, created_at, scheduled_for, updated_at, team)
+            rule, body, ack_code, status, created_at, scheduled_for, updated_at,
+            next_escalation_at, team)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,
-            'scheduled', $16, $17, $16, $18)
+            'scheduled', $16, $17, $16, $18, $19)
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING true
         """,
@@ -94,6 +101,7 @@ async def record(
         ack_code,
         now,
         p.due_at,
+        escalate_at,
         p.team,
     )
     return bool(inserted)
@@ -218,13 +226,15 @@ async def mark_sent(
             """
             UPDATE notifier.notifications SET provider_sid = $2,
                 status = CASE WHEN status <> 'sending' THEN status
-                    WHEN acknowledged_at IS NOT NULL THEN 'acknowledged' ELSE 'sent' END,
+                    WHEN acknowledged_at IS NOT NULL THEN 'acknowledged'
+                    WHEN escalations_done > 0 THEN 'escalated' ELSE 'sent' END,
                 sent_at = COALESCE(sent_at, $3), last_error = NULL, lease_until = NULL,
                 retry_at = NULL, verify_before_send = false, updated_at = $4,
                 next_escalation_at = CASE
                     WHEN $5::interval IS NOT NULL AND root_id IS NULL
                         AND acknowledged_at IS NULL AND escalations_done = 0
-                    THEN $3 + $5::interval ELSE next_escalation_at END
+                    THEN COALESCE(next_escalation_at, $3 + $5::interval)
+                    ELSE next_escalation_at END
             WHERE notification_id = $1
             """,
             notification_id,
@@ -272,9 +282,11 @@ async def reschedule(
     verify_before_send: bool,
 ) -> None:
     """Back to ``scheduled``, not before ``retry_at`` (wall clock); with
-    ``verify_before_send`` the next attempt first looks the message up at the provider."""
+    ``verify_before_send`` the next attempt first looks the message up at the provider. A
+    page acknowledged meanwhile is not tried again."""
     await pool.execute(
-        "UPDATE notifier.notifications SET status = 'scheduled', retry_at = $2, last_error = $3,"
+        "UPDATE notifier.notifications SET status = CASE WHEN acknowledged_at IS NULL"
+        " THEN 'scheduled' ELSE 'suppressed' END, retry_at = $2, last_error = $3,"
         " verify_before_send = verify_before_send OR $5, lease_until = NULL, updated_at = $4"
         " WHERE notification_id = $1 AND status = 'sending'",
         notification_id,
@@ -354,21 +366,29 @@ async def set_consent(
     reason: str,
     now: dt.datetime,
     event_id: uuid.UUID | None,
-) -> None:
-    await pool.execute(
+    *,
+    only_if_absent: bool = False,
+) -> bool:
+    """Record a patient's consent; with ``only_if_absent`` (an enrollment) only when none is
+    on record yet. True when it was written."""
+    written = await pool.fetchval(
         """
         INSERT INTO notifier.suppressions (patient_id, suppressed, reason, changed_at, event_id)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (patient_id) DO UPDATE SET suppressed = EXCLUDED.suppressed,
             reason = EXCLUDED.reason, changed_at = EXCLUDED.changed_at,
             event_id = EXCLUDED.event_id
+        WHERE NOT $6
+        RETURNING true
         """,
         patient_id,
         not consent,
         reason,
         now,
         event_id,
+        only_if_absent,
     )
+    return bool(written)
 
 
 async def is_suppressed(pool: asyncpg.Pool, patient_id: str) -> bool:
@@ -421,9 +441,14 @@ async def escalate_now(pool: asyncpg.Pool, notification_id: uuid.UUID, now: dt.d
 
 @dataclass(frozen=True)
 class Escalation:
+    """One step of an alert's policy. ``incident``: the last reminder went unanswered too;
+    ``reached`` then says whether any text of the alert was reported delivered."""
+
     root: asyncpg.Record
     step: int
     to_phone: str
+    incident: bool = False
+    reached: bool = False
 
 
 async def escalate_due(
@@ -435,11 +460,17 @@ async def escalate_due(
     repeats: int,
     render: Callable[[asyncpg.Record, int], str],
     limit: int = 20,
+    call: Callable[[asyncpg.Record], str] | None = None,
 ) -> list[Escalation]:
     """Unacknowledged urgent pages whose timer ran out: one new ledger row per step
     (``<key>:esc<step>``), to the backup phone (the on-call phone when there is none); the
-    page itself becomes ``escalated``. Step 1 is the hand-over to the backup, then up to
-    ``repeats`` reminders, ``interval`` apart."""
+    page itself becomes ``escalated`` (once a send of it is settled; one still being retried
+    stays ``scheduled``). Step 1 is the hand-over to the backup, then up to ``repeats``
+    reminders, ``interval`` apart; ``interval`` after the last one, an alert still
+    unacknowledged is an incident (``incident_at``). Its texts are still retried.
+
+    With ``call`` (the words a call says), step 1 also calls the on-call phone and step 2
+    the backup (``<key>:call<step>``, channel ``voice``)."""
     done: list[Escalation] = []
     async with pool.acquire() as conn, conn.transaction():
         roots = await conn.fetch(
@@ -456,11 +487,21 @@ async def escalate_due(
             step = root["escalations_done"] + 1
             last = 1 + repeats
             if step > last:
-                await conn.execute(
-                    "UPDATE notifier.notifications SET next_escalation_at = NULL"
-                    " WHERE notification_id = $1",
+                reached = await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM notifier.notifications"
+                    " WHERE (notification_id = $1 OR root_id = $1)"
+                    " AND (status = 'delivered' OR provider_status IN ('delivered', 'read')))",
                     root["notification_id"],
                 )
+                await conn.execute(
+                    "UPDATE notifier.notifications SET next_escalation_at = NULL,"
+                    " incident_at = COALESCE(incident_at, $2), updated_at = $3"
+                    " WHERE notification_id = $1",
+                    root["notification_id"],
+                    now,
+                    wall,
+                )
+                done.append(Escalation(root, step, "", incident=True, reached=bool(reached)))
                 continue
             to_phone = root["backup_phone"] or root["to_phone"]
             body = render(root, step)
@@ -488,20 +529,41 @@ async def escalate_due(
             await conn.execute(
                 """
                 UPDATE notifier.notifications SET escalations_done = $2,
-                    status = CASE WHEN status IN ('sent', 'delivered', 'failed', 'sending',
-                        'scheduled') THEN 'escalated' ELSE status END,
-                    next_escalation_at = CASE WHEN $2::int < $3::int
-                        THEN $4::timestamptz + $5::interval ELSE NULL END,
-                    updated_at = $6
+                    status = CASE WHEN status IN ('sent', 'delivered', 'failed')
+                        THEN 'escalated' ELSE status END,
+                    next_escalation_at = $3::timestamptz + $4::interval,
+                    updated_at = $5
                 WHERE notification_id = $1
                 """,
                 root["notification_id"],
                 step,
-                last,
                 now,
                 interval,
                 wall,
             )
+            if call is not None and step in (1, 2):
+                callee = root["to_phone"] if step == 1 else to_phone
+                await conn.execute(
+                    """
+                    INSERT INTO notifier.notifications (notification_id, dedupe_key,
+                        patient_id, kind, audience, urgency, to_phone, backup_phone, language,
+                        timezone, facts, evidence, rule, body, ack_code, root_id,
+                        escalation_step, status, created_at, scheduled_for, updated_at, channel,
+                        team)
+                    SELECT $2, dedupe_key || ':call' || $3::int, patient_id, kind, audience,
+                        urgency, $4, backup_phone, language, timezone, facts, evidence, rule,
+                        $5, ack_code, notification_id, $3, 'scheduled', $6, $6, $7, 'voice', team
+                    FROM notifier.notifications WHERE notification_id = $1
+                    ON CONFLICT (dedupe_key) DO NOTHING
+                    """,
+                    root["notification_id"],
+                    uuid.uuid5(root["notification_id"], f"call{step}"),
+                    step,
+                    callee,
+                    call(root),
+                    now,
+                    wall,
+                )
             done.append(Escalation(root=root, step=step, to_phone=to_phone))
     return done
 
@@ -561,10 +623,12 @@ async def acknowledge(
 async def acknowledge_by_code(
     pool: asyncpg.Pool, code: str, from_phone: str, now: dt.datetime, wall: dt.datetime
 ) -> uuid.UUID | None:
-    """``ACK <code>`` texted from the alert's on-call or backup phone; None if no match."""
+    """``ACK <code>`` texted from the alert's on-call or backup phone; None if no match.
+    Codes are unique among open alerts: an open one wins over older acknowledged ones."""
     root = await pool.fetchval(
         "SELECT notification_id FROM notifier.notifications WHERE root_id IS NULL"
-        " AND ack_code = $1 AND audience = 'care_team' AND (to_phone = $2 OR backup_phone = $2)",
+        " AND ack_code = $1 AND audience = 'care_team' AND (to_phone = $2 OR backup_phone = $2)"
+        " ORDER BY acknowledged_at IS NULL DESC, created_at DESC LIMIT 1",
         code.upper(),
         from_phone,
     )
@@ -572,6 +636,31 @@ async def acknowledge_by_code(
         return None
     await _ack_chain(pool, root, now, wall)
     return root
+
+
+async def ack_failures_since(pool: asyncpg.Pool, from_phone: str, since: dt.datetime) -> int:
+    """Wrong ACK codes from this phone since ``since`` (wall clock)."""
+    n = await pool.fetchval(
+        "SELECT count(*) FROM notifier.ack_failures WHERE from_phone = $1 AND at >= $2",
+        from_phone,
+        since,
+    )
+    return int(n or 0)
+
+
+async def record_ack_failure(
+    pool: asyncpg.Pool, from_phone: str, wall: dt.datetime, keep: dt.timedelta
+) -> None:
+    """Note a wrong ACK code, and forget this phone's ones older than ``keep``."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM notifier.ack_failures WHERE from_phone = $1 AND at < $2",
+            from_phone,
+            wall - keep,
+        )
+        await conn.execute(
+            "INSERT INTO notifier.ack_failures (from_phone, at) VALUES ($1, $2)", from_phone, wall
+        )
 
 
 async def _ack_chain(

@@ -24,12 +24,17 @@ BY_STATUS = Gauge(
 )
 PAGES = Gauge(
     "notifier_pages",
-    "Urgent care-team pages: open (unacknowledged, not escalated), escalated (unacknowledged,"
-    " moved to the backup) and acknowledged",
+    "Urgent care-team alerts: open (unacknowledged, not escalated), escalated (unacknowledged,"
+    " moved to the backup), incident (unacknowledged after the last reminder), acknowledged",
     ["state"],
 )
+UNDELIVERED = Gauge(
+    "notifier_pages_undelivered",
+    "Unacknowledged urgent alerts none of whose texts the provider has accepted yet",
+)
 SUPPRESSED = Gauge("notifier_suppressed_patients", "Patients opted out of texts")
-for _state in ("open", "escalated", "acknowledged"):
+PAGE_STATES = ("open", "escalated", "incident", "acknowledged")
+for _state in PAGE_STATES:
     PAGES.labels(_state)
 
 
@@ -41,16 +46,24 @@ async def refresh(pool: asyncpg.Pool) -> None:
     for row in rows:
         BY_STATUS.labels(row["audience"], row["kind"], row["status"]).set(row["n"])
     pages = await pool.fetchrow(
-        "SELECT count(*) FILTER (WHERE acknowledged_at IS NULL AND status NOT IN"
-        " ('escalated', 'acknowledged', 'suppressed')) AS open,"
-        " count(*) FILTER (WHERE acknowledged_at IS NULL AND status = 'escalated') AS escalated,"
+        "SELECT count(*) FILTER (WHERE acknowledged_at IS NULL AND status <> 'suppressed'"
+        " AND escalations_done = 0) AS open,"
+        " count(*) FILTER (WHERE acknowledged_at IS NULL AND escalations_done > 0"
+        " AND incident_at IS NULL) AS escalated,"
+        " count(*) FILTER (WHERE acknowledged_at IS NULL AND incident_at IS NOT NULL)"
+        " AS incident,"
         " count(*) FILTER (WHERE acknowledged_at IS NOT NULL OR status = 'acknowledged')"
-        " AS acknowledged"
-        " FROM notifier.notifications"
+        " AS acknowledged,"
+        " count(*) FILTER (WHERE acknowledged_at IS NULL AND status <> 'suppressed'"
+        " AND NOT EXISTS (SELECT 1 FROM notifier.notifications c"
+        " WHERE (c.notification_id = r.notification_id OR c.root_id = r.notification_id)"
+        " AND c.provider_sid IS NOT NULL)) AS undelivered"
+        " FROM notifier.notifications r"
         " WHERE root_id IS NULL AND audience = 'care_team' AND urgency = 'urgent'"
     )
-    for state in ("open", "escalated", "acknowledged"):
+    for state in PAGE_STATES:
         PAGES.labels(state).set(pages[state] if pages else 0)
+    UNDELIVERED.set(pages["undelivered"] if pages else 0)
     SUPPRESSED.set(
         await pool.fetchval("SELECT count(*) FROM notifier.suppressions WHERE suppressed") or 0
     )

@@ -24,7 +24,9 @@ from pydantic import ValidationError
 from notifier import ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
 from notifier.templates import render, with_first_text_footer
+from notifier.voice import Caller, ack_url, call_twiml
 from shared.audit import AuditTrail, sms_actor
+from shared.errors import describe
 from shared.events import (
     AckReceived,
     ClockAdvanced,
@@ -37,6 +39,7 @@ from shared.events import (
 )
 from shared.kafka import publish
 from shared.logs import patient_ref
+from shared.supervisor import Loop, beat
 from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,16 @@ PROVIDER_EVENTS_SEEN = Counter(
     "notifier_provider_events_total", "Status callbacks and ACKs consumed", ["type", "outcome"]
 )
 ESCALATIONS = Counter("notifier_escalations_total", "Page escalation steps", ["step"])
+INCIDENTS = Counter(
+    "notifier_page_incidents_total",
+    "Urgent alerts still unacknowledged after their last reminder (reached: whether any of"
+    " their texts was reported delivered)",
+    ["reached"],
+)
+CALLS = Counter("notifier_page_calls_total", "Page phone calls by outcome", ["outcome"])
+ACKS_THROTTLED = Counter(
+    "notifier_acks_throttled_total", "ACK texts ignored: too many wrong codes from that phone"
+)
 CONSENT = Counter("notifier_consent_changes_total", "Suppression list updates", ["reason"])
 COMMITS_REFUSED = Counter(
     "notifier_commits_refused_total", "Offset commits refused after a rebalance (redelivered)"
@@ -77,6 +90,9 @@ for _reason in ("invalid", "retries_exhausted"):
 for _status in ("sent", "failed", "suppressed", "retry"):
     SENT.labels("reassurance", _status, "")
 ESCALATIONS.labels("1")
+CALLS.labels("placed")
+for _reached in ("yes", "no"):
+    INCIDENTS.labels(_reached)
 for _reason in ("enrollment", "stop", "provider_21610"):
     CONSENT.labels(_reason)
 for _type, _outcome in (("status", "applied"), ("ack", "acknowledged")):
@@ -94,7 +110,8 @@ def utcnow() -> dt.datetime:
 
 def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> dt.timedelta:
     """Exponential backoff with full jitter for retry ``attempt`` (1-based)."""
-    return dt.timedelta(seconds=random.uniform(0, min(cap, base * 2 ** (attempt - 1))))  # noqa: S311
+    ceiling = min(cap, base * 2 ** min(attempt - 1, 40))  # pages retry without end
+    return dt.timedelta(seconds=random.uniform(0, ceiling))  # noqa: S311
 
 
 @dataclass(frozen=True)
@@ -114,8 +131,12 @@ class Policy:
     escalation_repeats: int = 3
     reconcile_every: dt.timedelta = dt.timedelta(seconds=5)
     retry_base: float = 2.0
+    #: Pages are retried for as long as their alert is open, at most this far apart.
     retry_cap: float = 300.0
     batch: int = 20
+    #: Wrong ACK codes a phone may text within ``ack_window`` before its ACKs are ignored.
+    ack_failures: int = 5
+    ack_window: dt.timedelta = dt.timedelta(minutes=15)
 
 
 class SimulatedClock:
@@ -156,10 +177,15 @@ class Notifier:
         wall: Callable[[], dt.datetime] = utcnow,
         policy: Policy | None = None,
         audit: AuditTrail | None = None,
+        caller: Caller | None = None,
+        public_base_url: str = "",
     ) -> None:
         self.pool = pool
         self.audit = audit
         self.sender = sender
+        #: The voice channel for pages (None: texts only).
+        self.caller = caller
+        self.public_base_url = public_base_url
         self.producer = producer
         self.clock = clock
         self.wall = wall
@@ -180,7 +206,10 @@ class Notifier:
     async def consume_topic(
         self, consumer: AIOKafkaConsumer, handle: Handler, *, commit: bool = True
     ) -> None:
-        """Handle every record, then commit the batch's offsets (only after all are done)."""
+        """Handle every record, then commit the batch's offsets (only after all are done).
+        A restart (after a crash mid-batch) first goes back to the committed offsets (without
+        commits: to the beginning), so no record fetched but not handled is skipped."""
+        await self._rewind(consumer, to_committed=commit)
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for records in batches.values():
@@ -190,6 +219,16 @@ class Notifier:
                 if commit:
                     await self._commit(consumer)
                 self.wake.set()
+            beat()
+
+    @staticmethod
+    async def _rewind(consumer: AIOKafkaConsumer, *, to_committed: bool) -> None:
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp) if to_committed else None
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         """Commit what was handled. After a stall longer than the group's session (a paused
@@ -211,6 +250,7 @@ class Notifier:
                 return
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("ledger unavailable, retrying: %s", type(exc).__name__)
+                beat()  # waiting for the database is not being stuck
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -238,7 +278,7 @@ class Notifier:
             log.warning(
                 "undecodable decision sent to the dead-letter topic: %s", type(exc).__name__
             )
-            await self._dead_letter(rec, DECISIONS, str(exc))
+            await self._dead_letter(rec, DECISIONS, describe(exc))
             return
         inserted = await self._record(event)
         CONSUMED.labels("recorded" if inserted else "duplicate").inc()
@@ -261,11 +301,16 @@ class Notifier:
         if await ledger.exists(self.pool, p.dedupe_key):
             return False
         facts = self._page_facts(p.facts, event.patient_id, p.rule)
-        for _ in range(10):  # a fresh code when one is taken by another alert
+        escalate_at = (
+            max(created, p.due_at) + self.policy.ack_timeout if p.urgency == "urgent" else None
+        )
+        for _ in range(10):  # a fresh code when one is taken by another open alert
             code = ledger.new_ack_code()
             body = render(p.kind, p.language, facts, self.clinic, ack_code=code)
             try:
-                return await ledger.record(self.pool, event, body, created, ack_code=code)
+                return await ledger.record(
+                    self.pool, event, body, created, ack_code=code, escalate_at=escalate_at
+                )
             except asyncpg.UniqueViolationError:
                 continue
         raise RuntimeError("no free acknowledgement code")
@@ -295,18 +340,30 @@ class Notifier:
             log.warning("invalid %s on %s ignored", kind, PATIENT_EVENTS)
             return
         if isinstance(event, PatientEnrolled):
-            consent, reason = event.payload.sms_consent, "enrollment"
+            # Only the first enrollment sets consent; an update never changes it.
+            if await ledger.set_consent(
+                self.pool,
+                event.patient_id,
+                event.payload.sms_consent,
+                "enrollment",
+                event.recorded_at,
+                event.event_id,
+                only_if_absent=True,
+            ):
+                CONSENT.labels("enrollment").inc()
             await ledger.set_team(
                 self.pool, event.patient_id, event.payload.care_team.team, event.recorded_at
             )
         elif isinstance(event, ConsentChanged):
-            consent, reason = event.payload.sms_consent, event.payload.reason
-        else:
-            return
-        await ledger.set_consent(
-            self.pool, event.patient_id, consent, reason, event.recorded_at, event.event_id
-        )
-        CONSENT.labels(reason).inc()
+            await ledger.set_consent(
+                self.pool,
+                event.patient_id,
+                event.payload.sms_consent,
+                event.payload.reason,
+                event.recorded_at,
+                event.event_id,
+            )
+            CONSENT.labels(event.payload.reason).inc()
 
     async def on_provider_event(self, rec: ConsumerRecord[Any, Any]) -> None:
         """Status callbacks and ``ACK <code>`` texts from ``provider-events.v1``."""
@@ -314,7 +371,7 @@ class Notifier:
             event = parse_event(rec.value)
         except ValidationError as exc:
             PROVIDER_EVENTS_SEEN.labels("invalid", "dead_letter").inc()
-            await self._dead_letter(rec, PROVIDER_EVENTS, str(exc))
+            await self._dead_letter(rec, PROVIDER_EVENTS, describe(exc))
             return
         if isinstance(event, MessageStatusReported):
             p = event.payload
@@ -331,30 +388,40 @@ class Notifier:
             ):
                 await ledger.escalate_now(self.pool, row["notification_id"], self.clock())
         elif isinstance(event, AckReceived):
-            root = await ledger.acknowledge_by_code(
-                self.pool,
-                event.payload.ack_code,
-                event.payload.from_phone,
-                self.clock(),
-                self.wall(),
+            await self._on_ack(event)
+
+    async def _on_ack(self, event: AckReceived) -> None:
+        """``ACK <code>`` by SMS. A phone that texted too many wrong codes lately is ignored
+        for a while (codes are short enough to type, so guessing must be slow)."""
+        phone, wall = event.payload.from_phone, self.wall()
+        since = wall - self.policy.ack_window
+        if await ledger.ack_failures_since(self.pool, phone, since) >= self.policy.ack_failures:
+            ACKS_THROTTLED.inc()
+            PROVIDER_EVENTS_SEEN.labels("ack", "throttled").inc()
+            log.warning("ACK ignored: too many wrong codes from that phone lately")
+            return
+        root = await ledger.acknowledge_by_code(
+            self.pool, event.payload.ack_code, phone, self.clock(), wall
+        )
+        if root is None:
+            await ledger.record_ack_failure(self.pool, phone, wall, self.policy.ack_window)
+        elif self.audit is not None:
+            # After the acknowledgement (idempotent): if the audit cannot be written the event
+            # is handled again until it is.
+            owner = await ledger.notification_owner(self.pool, root)
+            await self.audit.record(
+                sms_actor(patient_ref(phone)),
+                "page.ack",
+                "allowed",
+                patient_id=owner[0] if owner else None,
+                resource=f"notification/{root}",
+                source="sms",
             )
-            if root is not None and self.audit is not None:
-                # After the acknowledgement (idempotent): if the audit cannot be written the
-                # event is handled again until it is.
-                owner = await ledger.notification_owner(self.pool, root)
-                await self.audit.record(
-                    sms_actor(patient_ref(event.payload.from_phone)),
-                    "page.ack",
-                    "allowed",
-                    patient_id=owner[0] if owner else None,
-                    resource=f"notification/{root}",
-                    source="sms",
-                )
-            PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
-            log.info(
-                "page acknowledged by SMS" if root else "ACK matched no page of that phone",
-                extra={"notification_id": str(root) if root else None},
-            )
+        PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
+        log.info(
+            "page acknowledged by SMS" if root else "ACK matched no page of that phone",
+            extra={"notification_id": str(root) if root else None},
+        )
 
     def on_clock_event(self, clock: SimulatedClock) -> Handler:
         async def handle(rec: ConsumerRecord[Any, Any]) -> None:
@@ -372,10 +439,45 @@ class Notifier:
 
     # -- dispatching ----------------------------------------------------------------------------
 
+    def loops(
+        self, consumers: dict[str, AIOKafkaConsumer], clock: SimulatedClock | None
+    ) -> dict[str, Loop]:
+        """Every background loop of the notifier, by name, for the supervisor: decisions,
+        consent and provider events, the clock (simulated only), and dispatch, escalation
+        and reconciliation, each on its own so no failure in one holds up another."""
+        out: dict[str, Loop] = {
+            "decisions": lambda: self.consume(consumers["decisions"]),
+            "consent": lambda: self.consume_topic(consumers["consent"], self.on_patient_event),
+            "provider-events": lambda: self.consume_topic(
+                consumers["provider"], self.on_provider_event
+            ),
+            "dispatch": self.dispatch_forever,
+            "escalation": self.escalate_forever,
+            "reconciliation": self.reconcile_forever,
+        }
+        if clock is not None:
+            out["clock"] = lambda: self.consume_topic(
+                consumers["clock"], self.on_clock_event(clock), commit=False
+            )
+        return out
+
+    async def _forever(self, name: str, once: Callable[[], Awaitable[int]], idle: float) -> None:
+        """``once`` round after round; transient failures (database down) pause it."""
+        while True:
+            beat()
+            try:
+                done = await once()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("%s paused: %s", name, type(exc).__name__)
+                done = 0
+            if not done:
+                await asyncio.sleep(max(idle, 0.05))
+
     async def dispatch_forever(self) -> None:
         while True:
+            beat()
             try:
-                sent = await self.tick()
+                sent = await self.dispatch_once()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("dispatch paused: %s", type(exc).__name__)
                 sent = 0
@@ -384,13 +486,22 @@ class Notifier:
                     await asyncio.wait_for(self.wake.wait(), self.interval)
                 self.wake.clear()
 
+    async def escalate_forever(self) -> None:
+        await self._forever("escalation", self.escalate_once, self.interval)
+
+    async def reconcile_forever(self) -> None:
+        await self._forever(
+            "reconciliation", self.reconcile_once, self.policy.reconcile_every.total_seconds()
+        )
+
     async def tick(self) -> int:
-        """One round: reconcile (now and then), escalate, dispatch."""
+        """One round: escalate (first: nothing below may hold it up), reconcile (now and
+        then), dispatch."""
+        await self.escalate_once()
         wall = self.wall()
         if wall - self._last_reconcile >= self.policy.reconcile_every:
             self._last_reconcile = wall
             await self.reconcile_once()
-        await self.escalate_once()
         return await self.dispatch_once()
 
     async def dispatch_once(self, limit: int | None = None) -> int:
@@ -414,6 +525,9 @@ class Notifier:
         return bool(row["audience"] == "care_team" and row["urgency"] == "urgent")
 
     async def _deliver(self, row: asyncpg.Record) -> None:
+        if row["channel"] == "voice":
+            await self._call(row)
+            return
         nid, kind = row["notification_id"], row["kind"]
         patient = row["audience"] == "patient"
         if patient and await ledger.is_suppressed(self.pool, row["patient_id"]):
@@ -465,6 +579,33 @@ class Notifier:
             },
         )
 
+    async def _call(self, row: asyncpg.Record) -> None:
+        """A page's phone call: the same queue, retries and escalation as its texts."""
+        nid = row["notification_id"]
+        if self.caller is None:
+            await ledger.mark_failed(
+                self.pool, nid, "no voice channel", self.wall(), status="suppressed"
+            )
+            return
+        twiml = call_twiml(
+            row["body"], ack_url(self.public_base_url, row["ack_code"]), row["language"]
+        )
+        await ledger.begin_call(self.pool, nid, row["body"], self.wall())
+        try:
+            with TWILIO_LATENCY.time():
+                result = await self.caller.call(row["to_phone"], twiml)
+        except SendError as exc:
+            await self._on_send_error(row, exc)
+            return
+        await ledger.mark_sent(self.pool, nid, result.provider_sid, self.clock(), self.wall())
+        CALLS.labels("placed").inc()
+        log.info("page call placed", extra={"notification_id": str(nid)})
+
+    def _call_words(self, root: asyncpg.Record) -> str:
+        """What a page's call says: the page without its SMS reply instruction."""
+        facts = self._page_facts(ledger.facts_of(root), root["patient_id"], root["rule"])
+        return render(root["kind"], root["language"], facts, self.clinic)
+
     def _ack_timer(self, row: asyncpg.Record) -> dt.timedelta | None:
         if self._is_page(row) and row["root_id"] is None:
             return self.policy.ack_timeout
@@ -474,6 +615,11 @@ class Notifier:
         nid, kind = row["notification_id"], row["kind"]
         code = str(exc.code or "")
         wall = self.wall()
+        page = self._is_page(row)
+        if page and (exc.permanent or row["attempts"] == self.max_attempts):
+            # First, before anything that can fail: the alert moves on to its next step now.
+            await ledger.escalate_now(self.pool, nid, self.clock())
+            self.wake.set()
         if exc.permanent:
             if row["audience"] == "patient" and exc.code == UNSUBSCRIBED:
                 await ledger.mark_failed(
@@ -487,9 +633,24 @@ class Notifier:
             log.warning(
                 "notification failed", extra={"notification_id": str(nid), "error": str(exc)}
             )
+        elif page:
+            # Never final while its alert is open: retried with capped back-off.
+            await self._retry_later(row, exc, verify=False)
+            SENT.labels(kind, "retry", code).inc()
+            if row["attempts"] == self.max_attempts:
+                log.warning(
+                    "page still undelivered after %d attempts: escalated, still retrying",
+                    row["attempts"],
+                    extra={"notification_id": str(nid), "error": str(exc)},
+                )
         elif row["attempts"] >= self.max_attempts:
             await ledger.mark_failed(self.pool, nid, str(exc), wall, error_code=exc.code)
             SENT.labels(kind, "failed", code).inc()
+            log.warning(
+                "notification failed after %d attempts",
+                row["attempts"],
+                extra={"notification_id": str(nid), "error": str(exc)},
+            )
             DEAD.labels("retries_exhausted").inc()
             await self.producer.send_and_wait(
                 DEADLETTER,
@@ -506,18 +667,9 @@ class Notifier:
                 ).encode(),
                 headers=[("reason", b"retries exhausted"), ("topic", DECISIONS.encode())],
             )
-            log.warning(
-                "notification failed after %d attempts",
-                row["attempts"],
-                extra={"notification_id": str(nid), "error": str(exc)},
-            )
         else:
             await self._retry_later(row, exc, verify=row["audience"] == "patient" and exc.ambiguous)
             SENT.labels(kind, "retry", code).inc()
-            return
-        if self._is_page(row):
-            await ledger.escalate_now(self.pool, nid, self.clock())  # a page is never lost
-            self.wake.set()
 
     async def _retry_later(self, row: asyncpg.Record, exc: SendError, *, verify: bool) -> None:
         wall = self.wall()
@@ -594,6 +746,7 @@ class Notifier:
         wall = self.wall()
         rows = await ledger.claim_stale(self.pool, wall, self.policy.lease, self.policy.batch)
         for row in rows:
+            beat()
             nid = row["notification_id"]
             try:
                 found = await self._lookup(row)
@@ -651,8 +804,19 @@ class Notifier:
             interval=self.policy.escalation_interval,
             repeats=self.policy.escalation_repeats,
             render=self._render_escalation,
+            call=self._call_words if self.caller is not None else None,
         )
+        if any(not esc.incident for esc in done):
+            self.wake.set()  # new escalation texts are due now
         for esc in done:
+            if esc.incident:
+                INCIDENTS.labels("yes" if esc.reached else "no").inc()
+                log.error(
+                    "urgent alert unanswered after its last reminder%s",
+                    "" if esc.reached else ": none of its texts was reported delivered",
+                    extra={"notification_id": str(esc.root["notification_id"])},
+                )
+                continue
             ESCALATIONS.labels(str(esc.step)).inc()
             log.info(
                 "page escalated",

@@ -46,6 +46,11 @@ class NotifierSettings(CommonSettings):
     #: … then repeat this often, this many times.
     page_repeat_minutes: float = Field(default=15.0, gt=0, validation_alias="PAGE_REPEAT_MINUTES")
     page_repeats: int = Field(default=3, ge=0, validation_alias="PAGE_REPEATS")
+    #: Call the on-call (step 1) and the backup (step 2) of an unacknowledged page through
+    #: Twilio's Voice API, besides texting them.
+    page_voice_calls: bool = Field(default=True, validation_alias="PAGE_VOICE_CALLS")
+    #: A background loop without a heartbeat for this long makes /healthz answer 503.
+    loop_stale_s: float = Field(default=120.0, gt=0, validation_alias="LOOP_STALE_SECONDS")
 
     @property
     def status_callback_url(self) -> str | None:

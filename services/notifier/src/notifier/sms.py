@@ -73,6 +73,18 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
         return super().request(method, url, *args, **kwargs)
 
 
+def twilio_client(
+    account_sid: str, auth_token: str, base_url: str | None, timeout: float
+) -> Client:
+    """The SDK's client, talking to ``base_url`` (the sandbox) when given, else Twilio."""
+    http = (
+        BaseUrlHttpClient(base_url, timeout=timeout)
+        if base_url
+        else TwilioHttpClient(timeout=timeout)
+    )
+    return Client(account_sid, auth_token, http_client=http)
+
+
 def classify(exc: TwilioRestException) -> SendError:
     code = exc.code if isinstance(exc.code, int) else None
     status = int(exc.status or 0)
@@ -96,12 +108,7 @@ class TwilioSmsSender:
         status_callback: str | None = None,
         timeout: float = 10.0,
     ) -> None:
-        http = (
-            BaseUrlHttpClient(base_url, timeout=timeout)
-            if base_url
-            else TwilioHttpClient(timeout=timeout)
-        )
-        self._client = Client(account_sid, auth_token, http_client=http)
+        self._client = twilio_client(account_sid, auth_token, base_url, timeout)
         self._from = from_
         self._service = messaging_service_sid
         self._callback = status_callback

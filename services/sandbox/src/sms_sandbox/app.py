@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from twilio.request_validator import RequestValidator
 
+from sms_sandbox.calls import CallStore, calls_router
 from sms_sandbox.page import render_page
 from sms_sandbox.settings import SandboxSettings
 from sms_sandbox.store import Faults, FaultState, MessageStore, StoredMessage
@@ -41,7 +41,10 @@ from sms_sandbox.twilio_wire import (
     message_page_json,
     new_sid,
     num_segments,
+    read_form,
+    redact_url,
     sandbox_view,
+    sign,
     status_callback_form,
     validate_create,
 )
@@ -49,18 +52,6 @@ from sms_sandbox.twilio_wire import (
 log = logging.getLogger(__name__)
 
 API_PREFIX = f"/{API_VERSION}/Accounts"
-
-
-def sign(auth_token: str, url: str, params: dict[str, str]) -> str:
-    """``X-Twilio-Signature`` for a POST of ``params`` to ``url``, as Twilio computes it."""
-    return str(RequestValidator(auth_token).compute_signature(url, params))
-
-
-def redact_url(url: str) -> str:
-    """A URL without its query string or credentials, for log lines."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def twiml_replies(twiml: str) -> list[tuple[str | None, str]]:
@@ -124,6 +115,7 @@ class Sandbox:
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
         self.store = MessageStore()
+        self.calls = CallStore()
         self.faults = Faults()
         self.registry = CollectorRegistry()
         self.messages_total = Counter(
@@ -136,6 +128,12 @@ class Sandbox:
             "sandbox_status_callbacks_total",
             "Status callbacks, by final result.",
             ["result"],
+            registry=self.registry,
+        )
+        self.calls_total = Counter(
+            "sandbox_calls_total",
+            "Calls.json create requests, by outcome.",
+            ["outcome"],
             registry=self.registry,
         )
         self.inbound_total = Counter(
@@ -285,6 +283,25 @@ class Sandbox:
                 await asyncio.sleep(0.2 * 2 ** (attempt - 1))
         self.callbacks_total.labels(result="failed").inc()
 
+    async def apply_fault(self, fault: FaultState) -> Response | None:
+        """The injected fault for one create (a message or a call); None: carry on."""
+        if fault.mode == "slow":
+            self.messages_total.labels(outcome="fault", code="slow").inc()
+            log.info("fault injection: delaying a create by %d ms", fault.delay_ms)
+            await asyncio.sleep(fault.delay_ms / 1000)
+            return None
+        if fault.mode == "drop":
+            self.messages_total.labels(outcome="fault", code="drop").inc()
+            log.info("fault injection: dropping a create request")
+            return _DroppedResponse()
+        code = 20429 if fault.mode == "429" else 20500
+        self.messages_total.labels(outcome="fault", code=str(code)).inc()
+        log.info("fault injection: answering a create with Twilio error %d", code)
+        response = _twilio_error(TwilioApiError(code))
+        if code == 20429:
+            response.headers["Retry-After"] = "1"
+        return response
+
     # --- inbound --------------------------------------------------------------------------
 
     async def inbound(self, from_: str, to: str, body: str) -> InboundResult:
@@ -346,11 +363,6 @@ def _twilio_error(err: TwilioApiError) -> JSONResponse:
     return JSONResponse(error_json(err.code, err.message), status_code=err.status, headers=headers)
 
 
-async def _read_form(request: Request) -> dict[str, str]:
-    raw = await request.body()
-    return dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
-
-
 def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     settings = settings or SandboxSettings()
     sandbox = Sandbox(settings)
@@ -383,6 +395,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
 
     app.add_exception_handler(TwilioApiError, on_twilio_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.include_router(calls_router(sandbox))  # Twilio's Calls resource, /sandbox/calls
 
     # --- Twilio's Messages API ----------------------------------------------------------
 
@@ -391,32 +404,14 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         sandbox.check_auth(request, account_sid)
         # The request is read before any fault: a slow answer still creates the message even
         # when the client has given up waiting, as Twilio does once it has the request.
-        form = await _read_form(request)
+        form = await read_form(request)
         fault = await sandbox.faults.take()
         if fault.mode != "none":
-            response = await _apply_fault(fault)
+            response = await sandbox.apply_fault(fault)
             if response is not None:
                 return response
         message = await sandbox.create_message(account_sid, form)
         return JSONResponse(message_json(message), status_code=201)
-
-    async def _apply_fault(fault: FaultState) -> Response | None:
-        if fault.mode == "slow":
-            sandbox.messages_total.labels(outcome="fault", code="slow").inc()
-            log.info("fault injection: delaying a create by %d ms", fault.delay_ms)
-            await asyncio.sleep(fault.delay_ms / 1000)
-            return None
-        if fault.mode == "drop":
-            sandbox.messages_total.labels(outcome="fault", code="drop").inc()
-            log.info("fault injection: dropping a create request")
-            return _DroppedResponse()
-        code = 20429 if fault.mode == "429" else 20500
-        sandbox.messages_total.labels(outcome="fault", code=str(code)).inc()
-        log.info("fault injection: answering a create with Twilio error %d", code)
-        response = _twilio_error(TwilioApiError(code))
-        if code == 20429:
-            response.headers["Retry-After"] = "1"
-        return response
 
     @app.get(API_PREFIX + "/{account_sid}/Messages.json")
     async def list_messages(account_sid: str, request: Request) -> Response:
@@ -460,7 +455,7 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
         from_html_form = content_type == "application/x-www-form-urlencoded"
         data: dict[str, Any]
         if from_html_form:
-            data = dict(await _read_form(request))
+            data = dict(await read_form(request))
         else:
             try:
                 parsed = json.loads(await request.body())
@@ -505,7 +500,8 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         messages = await sandbox.store.list()
-        return HTMLResponse(render_page(messages, settings.from_number))
+        calls = await sandbox.calls.list()
+        return HTMLResponse(render_page(messages, settings.from_number, calls))
 
     # --- probes ---------------------------------------------------------------------------
 

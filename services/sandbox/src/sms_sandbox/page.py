@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from sms_sandbox.calls import StoredCall
 from sms_sandbox.store import StoredMessage
 from sms_sandbox.twilio_wire import iso8601
 
@@ -22,6 +23,8 @@ li.out { align-items: flex-start; }
 li.out .bubble { background: #e8eefc; }
 li.in { align-items: flex-end; }
 li.in .bubble { background: #d7f5dd; }
+li.call .bubble { background: #fdf0d5; }
+li.call form { margin-top: .3rem; }
 form { display: flex; gap: .4rem; }
 form input[name=body] { flex: 1; padding: .35rem; }
 form input[name=from] { width: 11rem; padding: .35rem; }
@@ -38,19 +41,41 @@ def _bubble(message: StoredMessage) -> str:
     )
 
 
-def render_page(messages: list[StoredMessage], service_number: str) -> str:
-    """One section per phone (by first appearance), its messages oldest first."""
-    phones: dict[str, list[StoredMessage]] = {}
-    for message in messages:
-        phones.setdefault(message.phone, []).append(message)
+def _call(call: StoredCall) -> str:
+    meta = f"{iso8601(call.date_created)} · call · {call.status} · {call.sid}"
+    if call.digits:
+        meta += f" · pressed {call.digits}"
+    press = ""
+    if call.gather_action and call.status not in ("completed", "failed", "busy", "no-answer"):
+        sid = escape(call.sid, quote=True)
+        press = (
+            f'<form class="press" method="post" action="/sandbox/calls/{sid}/press">'
+            '<input type="hidden" name="digits" value="1">'
+            "<button>Press 1</button></form>"
+        )
+    return (
+        f'<li class="call"><span class="bubble">📞 {escape(call.spoken)}</span>'
+        f'<span class="meta">{escape(meta)}</span>{press}</li>'
+    )
+
+
+def render_page(
+    messages: list[StoredMessage], service_number: str, calls: list[StoredCall] | None = None
+) -> str:
+    """One section per phone (by first appearance), its texts and calls oldest first."""
+    phones: dict[str, list[StoredMessage | StoredCall]] = {}
+    everything: list[StoredMessage | StoredCall] = [*messages, *(calls or [])]
+    for item in sorted(everything, key=lambda i: i.date_created):
+        phone = item.to if isinstance(item, StoredCall) else item.phone
+        phones.setdefault(phone, []).append(item)
 
     sections = []
     for phone, thread in phones.items():
-        items = "".join(_bubble(m) for m in thread)
+        items = "".join(_call(m) if isinstance(m, StoredCall) else _bubble(m) for m in thread)
         p = escape(phone, quote=True)
         sections.append(
             f'<section id="{p}"><h2>{escape(phone)}</h2><ol>{items}</ol>'
-            f'<form method="post" action="/sandbox/inbound">'
+            f'<form class="reply" method="post" action="/sandbox/inbound">'
             f'<input type="hidden" name="from" value="{p}">'
             f'<input name="body" placeholder="Reply as {p}" required autocomplete="off">'
             f"<button>Send</button></form></section>"

@@ -16,6 +16,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.requests import Request
+from twilio.request_validator import RequestValidator
 
 from sms_sandbox.store import StoredMessage
 
@@ -62,11 +66,14 @@ class TwilioError:
 ERRORS: dict[int, TwilioError] = {
     e.code: e
     for e in (
+        TwilioError(12100, 400, "Document parse failure"),
         TwilioError(20001, 400, "Invalid parameter"),
         TwilioError(20003, 401, "Authenticate"),
         TwilioError(20404, 404, "The requested resource was not found"),
         TwilioError(20429, 429, "Too Many Requests"),
         TwilioError(20500, 500, "Internal Server Error"),
+        TwilioError(21201, 400, "No 'To' number is specified"),
+        TwilioError(21205, 400, "Url parameter is required."),
         TwilioError(21211, 400, "The 'To' number is not a valid phone number."),
         TwilioError(
             21408,
@@ -352,3 +359,20 @@ def inbound_webhook_form(message: StoredMessage) -> dict[str, str]:
         "From": message.from_,
         "ApiVersion": API_VERSION,
     }
+
+
+def sign(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """``X-Twilio-Signature`` for a POST of ``params`` to ``url``, as Twilio computes it."""
+    return str(RequestValidator(auth_token).compute_signature(url, params))
+
+
+def redact_url(url: str) -> str:
+    """A URL without its query string or credentials, for log lines."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    return dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
