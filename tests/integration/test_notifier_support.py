@@ -127,6 +127,7 @@ async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
         "002_delivery",
         "003_pages_until_answered",
         "004_voice",
+        "005_team",
     ]
     assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
     return pool

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from notifier import ledger
 from notifier import metrics as ledger_metrics
@@ -18,6 +18,8 @@ from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender, twilio_client
 from notifier.voice import Caller, TwilioCaller
+from shared.audit import AuditTrail
+from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
 from shared.supervisor import Supervisor
@@ -26,6 +28,7 @@ from shared.web import (
     ApiError,
     BodyLimitMiddleware,
     bearer_auth,
+    client_address,
     install_error_handlers,
     install_probes,
 )
@@ -112,11 +115,13 @@ def create_app(
     supervisor = Supervisor(stale_after=settings.loop_stale_s)
     simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
     now: Callable[[], dt.datetime] = clock or simulated or wall
+    trail = AuditTrail(settings.audit_url(), "notifier", wall)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "notifier", "notifier")
+        await migrate(pool, "audit", "shared.audit")
         producer = create_producer(settings.kafka_bootstrap, "notifier")
         await producer.start()
         consumers = {
@@ -139,6 +144,7 @@ def create_app(
             interval=settings.dispatch_interval.total_seconds(),
             wall=wall,
             policy=settings.policy(),
+            audit=trail,
             caller=caller_factory(settings),
             public_base_url=settings.public_base_url,
         )
@@ -153,12 +159,14 @@ def create_app(
             for c in consumers.values():
                 await c.stop()
             await producer.stop()
+            await trail.close()
             await pool.close()
 
     app = FastAPI(title="HFS recovery — notifier", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
-    auth = Depends(bearer_auth(settings.api_token))
+    authenticator = Authenticator(settings.oidc(), settings.api_token)
+    caller_of = Depends(bearer_auth(authenticator))
 
     def pool() -> asyncpg.Pool:
         p = state.get("pool")
@@ -186,16 +194,40 @@ def create_app(
 
     install_probes(app, ready, refresh_metrics, supervisor.stale)
 
-    @app.get("/v1/patients/{patient_id}/notifications", dependencies=[auth])
-    async def notifications(patient_id: str) -> dict[str, list[dict[str, object]]]:
+    @app.get("/v1/patients/{patient_id}/notifications")
+    async def notifications(
+        patient_id: str, request: Request, caller: Principal = caller_of
+    ) -> dict[str, list[dict[str, object]]]:
         try:
+            team = None
+            if caller.teams is not None and may(caller, "patient.read"):
+                team = await ledger.patient_team(pool(), patient_id)
+            await trail.guard(
+                caller,
+                "patient.read",
+                patient_id=patient_id,
+                resource="notifications",
+                team=team,
+                source=client_address(request),
+            )
             return {"notifications": await ledger.for_patient(pool(), patient_id)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
-    @app.post("/v1/alerts/{notification_id}/ack", dependencies=[auth])
-    async def ack(notification_id: uuid.UUID) -> dict[str, str]:
+    @app.post("/v1/alerts/{notification_id}/ack")
+    async def ack(
+        notification_id: uuid.UUID, request: Request, caller: Principal = caller_of
+    ) -> dict[str, str]:
         try:
+            owner = await ledger.notification_owner(pool(), notification_id)
+            await trail.guard(
+                caller,
+                "page.ack",
+                patient_id=owner[0] if owner else None,
+                resource=f"notification/{notification_id}",
+                team=owner[1] if owner else None,
+                source=client_address(request),
+            )
             outcome = await ledger.acknowledge(pool(), notification_id, now(), wall())
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None

@@ -78,9 +78,9 @@ async def record(
         INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id, kind,
             audience, urgency, to_phone, backup_phone, language, timezone, facts, evidence,
             rule, body, ack_code, status, created_at, scheduled_for, updated_at,
-            next_escalation_at)
+            next_escalation_at, team)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,
-            'scheduled', $16, $17, $16, $18)
+            'scheduled', $16, $17, $16, $18, $19)
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING true
         """,
@@ -102,6 +102,7 @@ async def record(
         now,
         p.due_at,
         escalate_at,
+        p.team,
     )
     return bool(inserted)
 
@@ -533,10 +534,10 @@ async def escalate_due(
                 INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id,
                     kind, audience, urgency, to_phone, backup_phone, language, timezone, facts,
                     evidence, rule, body, ack_code, root_id, escalation_step, status,
-                    created_at, scheduled_for, updated_at)
+                    created_at, scheduled_for, updated_at, team)
                 SELECT $2, dedupe_key || ':esc' || $3::int, patient_id, kind, audience, urgency,
                     $4, backup_phone, language, timezone, facts, evidence, rule, $5, ack_code,
-                    notification_id, $3, 'scheduled', $6, $6, $7
+                    notification_id, $3, 'scheduled', $6, $6, $7, team
                 FROM notifier.notifications WHERE notification_id = $1
                 ON CONFLICT (dedupe_key) DO NOTHING
                 """,
@@ -570,10 +571,11 @@ async def escalate_due(
                     INSERT INTO notifier.notifications (notification_id, dedupe_key,
                         patient_id, kind, audience, urgency, to_phone, backup_phone, language,
                         timezone, facts, evidence, rule, body, ack_code, root_id,
-                        escalation_step, status, created_at, scheduled_for, updated_at, channel)
+                        escalation_step, status, created_at, scheduled_for, updated_at, channel,
+                        team)
                     SELECT $2, dedupe_key || ':call' || $3::int, patient_id, kind, audience,
                         urgency, $4, backup_phone, language, timezone, facts, evidence, rule,
-                        $5, ack_code, notification_id, $3, 'scheduled', $6, $6, $7, 'voice'
+                        $5, ack_code, notification_id, $3, 'scheduled', $6, $6, $7, 'voice', team
                     FROM notifier.notifications WHERE notification_id = $1
                     ON CONFLICT (dedupe_key) DO NOTHING
                     """,
@@ -590,6 +592,38 @@ async def escalate_due(
 
 
 AckOutcome = Literal["ok", "not_found", "not_a_page"]
+
+
+async def set_team(pool: asyncpg.Pool, patient_id: str, team: str, now: dt.datetime) -> None:
+    await pool.execute(
+        "INSERT INTO notifier.patient_teams (patient_id, team, changed_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (patient_id) DO UPDATE SET team = EXCLUDED.team,"
+        " changed_at = EXCLUDED.changed_at",
+        patient_id,
+        team,
+        now,
+    )
+
+
+async def patient_team(pool: asyncpg.Pool, patient_id: str) -> str | None:
+    """The patient's care team; ``None`` when the notifier knows nothing of the patient."""
+    team = await pool.fetchval(
+        "SELECT COALESCE((SELECT team FROM notifier.patient_teams WHERE patient_id = $1),"
+        " (SELECT team FROM notifier.notifications WHERE patient_id = $1 LIMIT 1))",
+        patient_id,
+    )
+    return str(team) if team is not None else None
+
+
+async def notification_owner(
+    pool: asyncpg.Pool, notification_id: uuid.UUID
+) -> tuple[str | None, str] | None:
+    """The patient and care team of a notification; ``None`` if there is none."""
+    row = await pool.fetchrow(
+        "SELECT patient_id, team FROM notifier.notifications WHERE notification_id = $1",
+        notification_id,
+    )
+    return (row["patient_id"], row["team"]) if row is not None else None
 
 
 async def acknowledge(

@@ -25,6 +25,7 @@ from notifier import ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
 from notifier.templates import render, with_first_text_footer
 from notifier.voice import Caller, ack_url, call_twiml
+from shared.audit import AuditTrail, sms_actor
 from shared.errors import describe
 from shared.events import (
     AckReceived,
@@ -175,10 +176,12 @@ class Notifier:
         interval: float,
         wall: Callable[[], dt.datetime] = utcnow,
         policy: Policy | None = None,
+        audit: AuditTrail | None = None,
         caller: Caller | None = None,
         public_base_url: str = "",
     ) -> None:
         self.pool = pool
+        self.audit = audit
         self.sender = sender
         #: The voice channel for pages (None: texts only).
         self.caller = caller
@@ -348,6 +351,9 @@ class Notifier:
                 only_if_absent=True,
             ):
                 CONSENT.labels("enrollment").inc()
+            await ledger.set_team(
+                self.pool, event.patient_id, event.payload.care_team.team, event.recorded_at
+            )
         elif isinstance(event, ConsentChanged):
             await ledger.set_consent(
                 self.pool,
@@ -411,6 +417,18 @@ class Notifier:
         )
         if root is None:
             await ledger.record_ack_failure(self.pool, phone, wall, self.policy.ack_window)
+        elif self.audit is not None:
+            # After the acknowledgement (idempotent): if the audit cannot be written the event
+            # is handled again until it is.
+            owner = await ledger.notification_owner(self.pool, root)
+            await self.audit.record(
+                sms_actor(patient_ref(phone)),
+                "page.ack",
+                "allowed",
+                patient_id=owner[0] if owner else None,
+                resource=f"notification/{root}",
+                source="sms",
+            )
         PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
         log.info(
             "page acknowledged by SMS" if root else "ACK matched no page of that phone",
