@@ -268,9 +268,10 @@ def parse_reply(body: str, opt_out_type: str | None = None) -> Reply:
 
     spaced = _SPACES.sub(" ", folded)
     grades, unclear = _numbers(spaced)
-    words, words_unclear = _number_words(spaced)
-    grades.extend(words)
-    unclear = unclear or words_unclear
+    if not _decided(grades, unclear):
+        words, words_unclear = _number_words(spaced)
+        grades.extend(words)
+        unclear = unclear or words_unclear
     note = _note(body)
     if unclear or len(set(grades)) > 1:
         return Unclear("ambiguous", note)
@@ -300,6 +301,12 @@ def _note(body: str) -> str | None:
     return text or None
 
 
+def _decided(grades: list[int], unclear: bool) -> bool:
+    """Nothing later in the text can change the outcome: it is already unclear, or already
+    holds two different grades (checked as each grade is appended, so O(1) here)."""
+    return unclear or (len(grades) > 1 and grades[-1] != grades[0])
+
+
 def _numbers(folded: str) -> tuple[list[int], bool]:
     """Grades found as digits, and whether any number stands where a grade would but
     cannot be read as one (5, 2.5, 7/10, 2-3, 2ish). Quantities ("3 spasms", "10 days"),
@@ -309,6 +316,8 @@ def _numbers(folded: str) -> tuple[list[int], bool]:
     unclear = False
     skip_until = -1
     for m in _NUMBER.finditer(folded):
+        if _decided(grades, unclear):
+            break
         if m.start() < skip_until:
             continue
         start, end = m.span()
@@ -363,6 +372,8 @@ def _number_words(folded: str) -> tuple[list[int], bool]:
     grades: list[int] = []
     unclear = False
     for m in _NUMBER_WORD.finditer(folded):
+        if _decided(grades, unclear):
+            break
         word = m.group()
         before, after = _context(folded, m.start(), m.end())
         previous = _WORD.findall(before)[-1:]
