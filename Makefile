@@ -31,7 +31,7 @@ lint: install ## ruff
 	@$(UV) run --frozen ruff format --check .
 
 typecheck: install ## mypy --strict
-	@$(UV) run --frozen mypy shared/src services/ingest/src services/assessor/src services/notifier/src services/sandbox/src
+	@$(UV) run --frozen mypy shared/src services/ingest/src services/assessor/src services/notifier/src services/sandbox/src services/console/src
 
 unit: install ## unit tests (no infrastructure)
 	@$(UV) run --frozen pytest tests/unit -q

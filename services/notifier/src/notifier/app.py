@@ -191,6 +191,30 @@ def create_app(
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
+    @app.get("/v1/alerts", dependencies=[auth])
+    async def alerts(ids: str = "") -> dict[str, list[dict[str, object]]]:
+        """Page status (sent, escalated, acknowledged) of up to 200 alerts, by id."""
+        try:
+            wanted = [uuid.UUID(i) for i in ids.split(",") if i.strip()]
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid_fields",
+                "Some fields are invalid.",
+                [{"field": "ids", "message": "must be comma-separated UUIDs"}],
+            ) from None
+        if len(wanted) > 200:
+            raise ApiError(
+                422,
+                "invalid_fields",
+                "Some fields are invalid.",
+                [{"field": "ids", "message": "at most 200 ids"}],
+            )
+        try:
+            return {"alerts": await ledger.page_statuses(pool(), wanted)}
+        except (OSError, asyncpg.PostgresError):
+            raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
+
     @app.post("/v1/alerts/{notification_id}/ack", dependencies=[auth])
     async def ack(notification_id: uuid.UUID) -> dict[str, str]:
         try:
