@@ -38,6 +38,7 @@ unit: install ## unit tests (no infrastructure)
 
 integration: install ## integration, end-to-end tests, scenarios and the PostgreSQL-outage drill on the real stack
 	@deploy/chromium.sh
+	@deploy/npm-assets.sh
 	@deploy/prometheus.sh
 	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios && $(PY) -m tools.chaos --only postgres --per-drill 20'
 

@@ -88,7 +88,7 @@ def create_app(
         await migrate(pool, "console", "console")
         producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, "console")
         await producer.start()
-        consumer = projector.consumer(settings.kafka_bootstrap)
+        consumer = projector.consumer(settings.kafka_bootstrap, settings.group_id)
         await consumer.start()
         services = Services(settings.ingest_url, settings.assessor_url, settings.notifier_url)
         wake = asyncio.Event()

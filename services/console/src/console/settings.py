@@ -23,6 +23,8 @@ class ConsoleSettings(CommonSettings):
     secret_key: SecretStr = Field(
         default=SecretStr("console-dev-secret-change-me"), validation_alias="CONSOLE_SECRET_KEY"
     )
+    #: The projection's consumer group (replicas of one console share it).
+    group_id: str = Field(default="console", validation_alias="CONSOLE_GROUP_ID")
     page_size: int = Field(default=50, ge=1, le=200, validation_alias="CONSOLE_PAGE_SIZE")
     #: How often the worklist asks for new alerts (seconds; the issue asks for ≤ 5).
     poll_seconds: int = Field(default=5, ge=1, le=5, validation_alias="CONSOLE_POLL_SECONDS")

@@ -488,7 +488,11 @@ def create_app(
         status_code=202,
         response_model=Accepted,
         dependencies=[auth],
-        responses={404: _error("Unknown patient"), **COMMON_ERRORS},
+        responses={
+            404: _error("Unknown patient"),
+            409: _error("The idempotency key was used with another body"),
+            **COMMON_ERRORS,
+        },
     )
     async def record_consent(
         body: ConsentRequest,
