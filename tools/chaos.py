@@ -44,7 +44,15 @@ from tools.client import ROOT, Stack
 RED_FLAG = "my face is drooping and I have a fever"
 DRILLS = ("assessor", "notifier", "ingest", "kafka", "postgres", "sms500", "sms429", "scaleout")
 SERVICES = ("sandbox", "ingest", "assessor", "notifier")
-PORTS = {"sandbox": 8090, "ingest": 8080, "assessor": 8081, "notifier": 8082}
+PORTS = {
+    name: int(os.environ.get(f"{name.upper()}_PORT", default))
+    for name, default in (
+        ("sandbox", 8090),
+        ("ingest", 8080),
+        ("assessor", 8081),
+        ("notifier", 8082),
+    )
+}
 
 
 @dataclass

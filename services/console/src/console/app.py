@@ -74,9 +74,11 @@ def create_app(
     *,
     wall: Callable[[], dt.datetime] = utcnow,
     extra_routes: Callable[[FastAPI], None] | None = None,
+    project: bool = True,
 ) -> FastAPI:
     """The console. ``authenticate`` tells who is signed in (the sign-in module's, or a
-    test's); ``extra_routes`` adds the sign-in's own routes."""
+    test's); ``extra_routes`` adds the sign-in's own routes; ``project=False`` serves a
+    read model someone else fills (the benchmark's)."""
     state: dict[str, Any] = {}
     secret = settings.secret_key.get_secret_value().encode()
     assets = Path(settings.assets_dir)
@@ -89,10 +91,13 @@ def create_app(
         producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, "console")
         await producer.start()
         consumer = projector.consumer(settings.kafka_bootstrap, settings.group_id)
-        await consumer.start()
         services = Services(settings.ingest_url, settings.assessor_url, settings.notifier_url)
         wake = asyncio.Event()
-        task = asyncio.create_task(projector.run(pool, consumer, wake), name="projection")
+        if project:
+            await consumer.start()
+            task = asyncio.create_task(projector.run(pool, consumer, wake), name="projection")
+        else:
+            task = asyncio.create_task(_idle(), name="no-projection")
         state.update(pool=pool, producer=producer, consumer=consumer, services=services,
                      task=task, wake=wake)  # fmt: skip
         try:
@@ -101,7 +106,8 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await consumer.stop()
+            if project:
+                await consumer.stop()
             await producer.stop()
             await services.close()
             await pool.close()
@@ -135,7 +141,9 @@ def create_app(
                 await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
                 checks["postgres"] = True
         consumer = state.get("consumer")
-        checks["kafka"] = isinstance(consumer, AIOKafkaConsumer) and bool(consumer.assignment())
+        checks["kafka"] = not project or (
+            isinstance(consumer, AIOKafkaConsumer) and bool(consumer.assignment())
+        )
         task = state.get("task")
         checks["projection"] = isinstance(task, asyncio.Task) and not task.done()
         checks["assets"] = htmx_file.is_file()
@@ -393,6 +401,10 @@ def create_app(
         extra_routes(app)
     state["login_path"] = getattr(app.state, "login_path", None)
     return app
+
+
+async def _idle() -> None:
+    await asyncio.Event().wait()
 
 
 def _evidence(report: dict[str, Any]) -> dict[str, Any]:
