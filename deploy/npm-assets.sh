@@ -18,7 +18,8 @@ while read -r name version integrity file; do
   log "fetching $name@$version (npm pack)"
   (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null)
   tarball="$(ls "$tmp"/*.tgz)"
-  got="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
+  got="sha512-$(node -e 'const c = require("crypto"), f = require("fs");
+    process.stdout.write(c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$tarball")"
   [[ "$got" == "$integrity" ]] || die "$name@$version: integrity $got, expected $integrity"
   tar -xzf "$tarball" -C "$tmp" "$file"
   mkdir -p "$(dirname "$target")"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -79,6 +80,15 @@ async def clock_consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
     return consumer
 
 
+log = logging.getLogger(__name__)
+
+
+def _log_loop_end(task: asyncio.Task[None]) -> None:
+    """A loop that ends is a fault (/readyz then says so): say why in the log."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("loop %s ended", task.get_name(), exc_info=task.exception())
+
+
 def create_app(
     settings: NotifierSettings,
     sender_factory: Callable[[NotifierSettings], SmsSender] = twilio_sender,
@@ -140,6 +150,8 @@ def create_app(
                     name="clock",
                 )
             )
+        for t in tasks:
+            t.add_done_callback(_log_loop_end)
         state["tasks"] = tasks
         try:
             yield

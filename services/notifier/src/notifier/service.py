@@ -85,6 +85,17 @@ for _audience in ("patient", "care_team"):
     DUE_TO_SEND.labels(_audience)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: What a database outage raises. Besides server errors and broken sockets, a connection
+#: the server dropped mid-query can be left "in another operation": the next query on it
+#: fails with ``InternalClientError`` (seen in the PostgreSQL drill, where it ended the
+#: clock loop for good); the pool replaces that connection, so it is retried like the rest.
+DATABASE_DOWN = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 def utcnow() -> dt.datetime:
@@ -206,7 +217,7 @@ class Notifier:
             try:
                 await handle(rec)
                 return
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_DOWN as exc:
                 log.warning("ledger unavailable, retrying: %s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -358,7 +369,7 @@ class Notifier:
         while True:
             try:
                 sent = await self.tick()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_DOWN as exc:
                 log.warning("dispatch paused: %s", type(exc).__name__)
                 sent = 0
             if not sent:
