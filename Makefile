@@ -58,6 +58,7 @@ demo: install ## a synthetic cohort of 200 through a simulated year, printed
 bench: install ## benchmarks against the running stack; writes .run/bench.json and prints a table
 	@deploy/wrk.sh
 	@$(PY) -m tools.bench
+	@$(PY) -m tools.console_bench
 
 chaos: install ## fault drills against the running stack (~8 min); exit 1 if a drill fails
 	@$(PY) -m tools.chaos
