@@ -151,6 +151,11 @@ SELECT format('CREATE ROLE %I LOGIN', :'name')
 SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'name', :'name') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name') \gexec
+-- The audit trail's writer: it may only execute audit.append() (granted by the audit
+-- migration); its password is the development default, which production refuses.
+SELECT 'CREATE ROLE hfs_audit_writer LOGIN'
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hfs_audit_writer') \gexec
+ALTER ROLE hfs_audit_writer LOGIN NOCREATEDB PASSWORD 'hfs_audit_writer';
 SQL
 }
 

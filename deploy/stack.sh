@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole local stack: PostgreSQL, Kafka, topics, and the four Python services.
+# The whole local stack: PostgreSQL, Kafka, Keycloak (the development identity provider),
+# topics, and the four Python services.
 #
 # usage: deploy/stack.sh {up|down|clean|status}
 #   up      install what is missing, start everything not yet running, create topics,
@@ -11,7 +12,8 @@
 # env: the contract's (API_TOKEN, SIMULATED_CLOCK, KAFKA_BOOTSTRAP, DATABASE_URL,
 #      TWILIO_*, PUBLIC_BASE_URL) plus INGEST_PORT, ASSESSOR_PORT, NOTIFIER_PORT,
 #      SANDBOX_PORT, READY_TIMEOUT (120 s), SWITCH_MODE (1: restart running services
-#      whose SIMULATED_CLOCK differs, instead of refusing).
+#      whose SIMULATED_CLOCK differs, instead of refusing), KEYCLOAK_PORT (8180),
+#      KEYCLOAK_MANAGEMENT_PORT (9000), OIDC_ISSUER (the local Keycloak's realm hfs).
 set -euo pipefail
 
 # shellcheck source=lib.sh
@@ -30,6 +32,12 @@ export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${
 export TWILIO_API_BASE_URL="${TWILIO_API_BASE_URL:-http://127.0.0.1:$SANDBOX_PORT}"
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:$INGEST_PORT}"
 export ASSESSOR_DATA_DIR="${ASSESSOR_DATA_DIR:-$RUN_DIR/assessor}"
+# The audit trail is written by its own role (insert-only: audit.append), same database.
+export AUDIT_DATABASE_URL="${AUDIT_DATABASE_URL:-$(
+  python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(p._replace(netloc="hfs_audit_writer:hfs_audit_writer@" + p.netloc.rpartition("@")[2]).geturl())' "$DATABASE_URL"
+)}"
+export KEYCLOAK_PORT="${KEYCLOAK_PORT:-8180}"
+export OIDC_ISSUER="${OIDC_ISSUER:-http://127.0.0.1:$KEYCLOAK_PORT/realms/hfs}"
 
 module_of() { case "$1" in sandbox) echo sms_sandbox ;; *) echo "$1" ;; esac; }
 port_of() {
@@ -84,10 +92,21 @@ start_service() {
 }
 
 wait_ready() {
-  local name=$1 port deadline=$((SECONDS + READY_TIMEOUT))
+  local name=$1 port deadline=$((SECONDS + READY_TIMEOUT)) retries=5
   port="$(port_of "$name")"
   until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
-    running_pid "$name" >/dev/null || { tail_log "$LOG_DIR/$name.log"; die "$name exited"; }
+    if ! running_pid "$name" >/dev/null; then
+      # Our ports lie in the kernel's ephemeral range, so another process's outgoing
+      # connection can hold one for a moment: start again rather than give up.
+      if ((retries-- > 0)) && tail -n 5 "$LOG_DIR/$name.log" | grep -q "address already in use"; then
+        log "$name: port $port was taken for a moment; starting it again"
+        sleep 1
+        start_service "$name"
+        continue
+      fi
+      tail_log "$LOG_DIR/$name.log"
+      die "$name exited"
+    fi
     ((SECONDS < deadline)) || { tail_log "$LOG_DIR/$name.log"; die "$name not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done
@@ -123,6 +142,8 @@ up() {
   python_deps
   api_token
   check_mode
+  # Keycloak first: it takes longest to start, and meanwhile the rest comes up.
+  "$DEPLOY_DIR/keycloak.sh" start
   "$DEPLOY_DIR/postgres.sh" install
   "$DEPLOY_DIR/postgres.sh" start
   "$DEPLOY_DIR/kafka.sh" start
@@ -130,14 +151,16 @@ up() {
   "$DEPLOY_DIR/kafka.sh" wait
   (cd "$REPO_ROOT" && "$PY" -m shared.topics >>"$LOG_DIR/topics.log" 2>&1) ||
     { tail_log "$LOG_DIR/topics.log"; die "creating topics failed"; }
+  "$DEPLOY_DIR/keycloak.sh" wait
   for s in "${SERVICES[@]}"; do start_service "$s"; done
   for s in "${SERVICES[@]}"; do wait_ready "$s"; done
-  log "ready: ingest :$INGEST_PORT, assessor :$ASSESSOR_PORT, notifier :$NOTIFIER_PORT, sandbox :$SANDBOX_PORT (token in $RUN_DIR/api-token)"
+  log "ready: ingest :$INGEST_PORT, assessor :$ASSESSOR_PORT, notifier :$NOTIFIER_PORT, sandbox :$SANDBOX_PORT (token in $RUN_DIR/api-token), identity provider $OIDC_ISSUER (demo users in $RUN_DIR/demo-users.json)"
 }
 
 down() {
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_service "${SERVICES[i]}"; done
   "$DEPLOY_DIR/kafka.sh" stop
+  "$DEPLOY_DIR/keycloak.sh" stop
   [[ -x "$DEPLOY_DIR/postgres.sh" ]] && "$DEPLOY_DIR/postgres.sh" stop
   return 0
 }
@@ -148,6 +171,7 @@ status() {
     else echo "$s: stopped"; fi
   done
   "$DEPLOY_DIR/kafka.sh" status || true
+  "$DEPLOY_DIR/keycloak.sh" status || true
   "$DEPLOY_DIR/postgres.sh" status || true
 }
 

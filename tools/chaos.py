@@ -34,17 +34,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from tools.bench import daytime_zone, enroll_many, patient_body, stack_now
 from tools.client import ROOT, Stack
 
+T = TypeVar("T")
 RED_FLAG = "my face is drooping and I have a fever"
 DRILLS = ("assessor", "notifier", "ingest", "kafka", "postgres", "sms500", "sms429", "scaleout")
 SERVICES = ("sandbox", "ingest", "assessor", "notifier")
-PORTS = {
+PORTS = {  # the stack's ports (INGEST_PORT …), as stack.sh starts it
     name: int(os.environ.get(f"{name.upper()}_PORT", default))
     for name, default in (
         ("sandbox", 8090),
@@ -286,9 +287,7 @@ async def fault(stack: Stack, name: str, second: SecondAssessor | None = None) -
             await stack.sandbox.post("/sandbox/faults", json={"mode": "none", "count": None})
 
 
-async def unmet(
-    sent: list[Sent], ok: Callable[[Sent], Awaitable[bool]], within: float
-) -> list[Sent]:
+async def unmet(sent: list[T], ok: Callable[[T], Awaitable[bool]], within: float) -> list[T]:
     """Poll ``ok`` for each until all hold or ``within`` s pass; return those that never did."""
     deadline = time.monotonic() + within
     pending = list(sent)

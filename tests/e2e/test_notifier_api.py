@@ -189,6 +189,15 @@ async def test_ack_by_sms_and_delivery_callbacks_end_to_end(stack: Stack, decisi
             break
         await asyncio.sleep(0.1)
     assert statuses == {"reassurance": "delivered", "red_flag": "acknowledged"}
+    # The audit trail names the page and the phone (by reference only, never the number).
+    r = await stack.ingest.get("/v1/audit", params={"patient_id": patient_id, "limit": "1000"})
+    assert r.status_code == 200, r.text
+    assert on_call not in r.text
+    assert phone not in r.text
+    acks = [e for e in r.json()["events"] if e["action"] == "page.ack" and e["source"] == "sms"]
+    assert [e["resource"] for e in acks] == [f"notification/{alert.event_id}"], acks
+    assert acks[0]["actor"]["client"] == "sms"
+    assert acks[0]["actor"]["sub"].startswith("sms:")
 
 
 async def test_page_status_lists_only_care_team_alerts_and_refuses_bad_ids(stack: Stack) -> None:

@@ -5,6 +5,7 @@ Each test gets a scratch database, so nothing here races the running services.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -29,7 +30,16 @@ async def scratch_db_url() -> AsyncIterator[str]:
         base, _, _ = DATABASE_URL.rpartition("/")
         yield f"{base}/{name}"
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(10):
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except asyncpg.InsufficientPrivilegeError:
+                # FORCE cannot end a superuser's backend (autovacuum working on the scratch
+                # database); it finishes within moments.
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(0.5)
         await admin.close()
 
 

@@ -122,7 +122,7 @@ def random_phone() -> str:
 
 @pytest.fixture
 async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
-    assert await migrate(pool, "notifier", "notifier") == ["001_ledger", "002_delivery"]
+    assert await migrate(pool, "notifier", "notifier") == ["001_ledger", "002_delivery", "003_team"]
     assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
     return pool
 

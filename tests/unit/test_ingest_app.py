@@ -123,8 +123,43 @@ def test_refuses_a_short_token() -> None:
         IngestSettings(API_TOKEN="short", BIND_HOST="127.0.0.1")
 
 
-def test_a_real_token_may_listen_anywhere() -> None:
-    assert IngestSettings(API_TOKEN=TOKEN, BIND_HOST="0.0.0.0").bind_host == "0.0.0.0"
+def test_any_api_token_is_a_development_credential_refused_off_loopback() -> None:
+    with pytest.raises(ValidationError, match="development API_TOKEN"):
+        IngestSettings(API_TOKEN=TOKEN, BIND_HOST="0.0.0.0")
+    # Without it, a service listens anywhere (callers bring the identity provider's tokens).
+    assert IngestSettings(BIND_HOST="0.0.0.0").bind_host == "0.0.0.0"
+
+
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "BIND_HOST": "0.0.0.0",
+    "DATABASE_URL": "postgresql://recovery:a-real-secret@db.internal:5432/recovery",
+    "TWILIO_AUTH_TOKEN": "a-real-twilio-token",
+    "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery",
+}
+
+
+def test_production_starts_without_development_secrets() -> None:
+    assert IngestSettings(**PRODUCTION).environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"API_TOKEN": TOKEN, "BIND_HOST": "127.0.0.1"}, "API_TOKEN"),
+        ({"TWILIO_AUTH_TOKEN": "sandbox-auth-token"}, "TWILIO_AUTH_TOKEN"),
+        ({"DATABASE_URL": "postgresql://recovery:recovery@db:5432/recovery"}, "DATABASE_URL"),
+        (
+            {"AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:hfs_audit_writer@db/recovery"},
+            "AUDIT_DATABASE_URL",
+        ),
+    ],
+)
+def test_production_refuses_each_development_secret_by_name(
+    override: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"production refuses development secrets: {named}"):
+        IngestSettings(**{**PRODUCTION, **override})
 
 
 # --- Kafka and PostgreSQL unreachable -----------------------------------------------------
@@ -167,7 +202,7 @@ async def test_missing_or_wrong_token_is_401(client: httpx.AsyncClient) -> None:
     ):
         r = await client.post("/v1/symptom-reports", json=report(), headers=headers)
         assert_error(r, 401, "unauthorized")
-        assert r.headers["www-authenticate"] == "Bearer"
+        assert r.headers["www-authenticate"].startswith('Bearer realm="hfs"')
 
 
 async def test_token_is_checked_before_the_fields(client: httpx.AsyncClient) -> None:
@@ -316,9 +351,9 @@ async def test_openapi_documents_every_answer(client: httpx.AsyncClient) -> None
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     error_ref = "#/components/schemas/ErrorBody"
     expected = {
-        "/v1/patients": {"202", "400", "401", "409", "413", "422", "503"},
-        "/v1/symptom-reports": {"202", "400", "401", "404", "409", "413", "422", "503"},
-        "/v1/clock": {"202", "400", "401", "404", "409", "413", "422", "503"},
+        "/v1/patients": {"202", "400", "401", "403", "409", "413", "422", "503"},
+        "/v1/symptom-reports": {"202", "400", "401", "403", "404", "409", "413", "422", "503"},
+        "/v1/clock": {"202", "400", "401", "403", "404", "409", "413", "422", "503"},
         "/v1/twilio/inbound": {"200", "403", "409", "413", "422", "503"},
         "/v1/twilio/status": {"204", "403", "409", "413", "422", "503"},
     }

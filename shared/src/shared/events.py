@@ -17,6 +17,9 @@ PATIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 
 PatientId = Annotated[str, Field(pattern=PATIENT_ID_PATTERN, min_length=1, max_length=64)]
+#: A care team's name (the patient's, in the enrollment; the staff's, in their token).
+TeamName = Annotated[str, Field(pattern=PATIENT_ID_PATTERN, min_length=1, max_length=64)]
+DEFAULT_TEAM = "default"
 Phone = Annotated[str, Field(pattern=E164_PATTERN, description="E.164 phone number")]
 Severity = Annotated[int, Field(ge=0, le=4, description="0 none … 4 severe")]
 Language = Literal["en", "es"]
@@ -55,6 +58,8 @@ class CareTeam(Frozen):
     on_call: Phone
     backup: Phone | None = None
     timezone: TimeZoneName | None = None
+    #: Which care team the patient belongs to: bounds who may see and act on them.
+    team: TeamName = DEFAULT_TEAM
 
 
 class PatientEnrolledPayload(Frozen):
@@ -150,6 +155,8 @@ class SendNotificationPayload(Frozen):
     facts: dict[str, str | int | None] = Field(default_factory=dict)
     evidence: tuple[uuid.UUID, ...] = ()
     rule: str | None = None
+    #: The patient's care team, so the notifier can bound who sees and acknowledges this.
+    team: TeamName = DEFAULT_TEAM
 
 
 class PhaseChangedPayload(Frozen):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.auth import OidcConfig
+
 DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development value, refused in production
+#: Development defaults that production refuses (the sandbox's Twilio token, the local
+#: database's password).
+DEV_TWILIO_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105
+DEV_DATABASE_PASSWORD = "recovery"  # noqa: S105
+DEV_AUDIT_PASSWORD = "hfs_audit_writer"  # noqa: S105
 
 
 class CommonSettings(BaseSettings):
@@ -19,20 +27,87 @@ class CommonSettings(BaseSettings):
         default=SecretStr("postgresql://recovery:recovery@127.0.0.1:55432/recovery"),
         validation_alias="DATABASE_URL",
     )
-    api_token: SecretStr = Field(default=SecretStr(DEV_API_TOKEN), validation_alias="API_TOKEN")
+    #: ``development`` or ``production``: production refuses every development secret.
+    environment: Literal["development", "production"] = Field(
+        default="development", validation_alias="ENVIRONMENT"
+    )
+    #: The development credential (``.run/api-token``): every scope, every team; accepted
+    #: only in development on a loopback BIND_HOST. Unset: only the IdP's tokens.
+    api_token: SecretStr | None = Field(default=None, validation_alias="API_TOKEN")
     simulated_clock: bool = Field(default=False, validation_alias="SIMULATED_CLOCK")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     bind_host: str = Field(default="127.0.0.1", validation_alias="BIND_HOST")
 
+    # The identity provider (Keycloak in development; the hospital's own in production).
+    oidc_issuer: str = Field(
+        default="http://127.0.0.1:8180/realms/hfs", validation_alias="OIDC_ISSUER"
+    )
+    oidc_audience: str = Field(default="hfs-api", validation_alias="OIDC_AUDIENCE")
+    #: Unset: the ``jwks_uri`` of the issuer's ``/.well-known/openid-configuration``.
+    oidc_jwks_url: str | None = Field(default=None, validation_alias="OIDC_JWKS_URL")
+    #: Claim names (a dotted path reaches into objects, e.g. ``realm_access.roles``).
+    oidc_roles_claim: str = Field(default="roles", validation_alias="OIDC_ROLES_CLAIM")
+    oidc_teams_claim: str = Field(default="teams", validation_alias="OIDC_TEAMS_CLAIM")
+    oidc_scope_claim: str = Field(default="scope", validation_alias="OIDC_SCOPE_CLAIM")
+    oidc_leeway_s: float = Field(default=30.0, ge=0, le=300, validation_alias="OIDC_LEEWAY_S")
+
+    #: The audit trail's writing role (it may only execute audit.append); unset: the
+    #: service's own DATABASE_URL (development). Required in production.
+    audit_database_url: SecretStr | None = Field(
+        default=None, validation_alias="AUDIT_DATABASE_URL"
+    )
+    audit_retention_days: int = Field(
+        default=6 * 366, ge=1, validation_alias="AUDIT_RETENTION_DAYS"
+    )
+
     @model_validator(mode="after")
-    def _refuse_dev_token_off_loopback(self) -> CommonSettings:
-        """A development token is only acceptable when the service listens on loopback."""
-        token = self.api_token.get_secret_value()
-        if len(token) < 16:
+    def _refuse_development_secrets(self) -> CommonSettings:
+        """The development credential only on loopback in development; in production, no
+        development secret at all (each named, so the operator knows what to set)."""
+        token = self.api_token.get_secret_value() if self.api_token else None
+        if token is not None and len(token) < 16:
             raise ValueError("API_TOKEN must be at least 16 characters")
-        if token == DEV_API_TOKEN and not _is_loopback(self.bind_host):
-            raise ValueError("refusing the development API_TOKEN on a non-loopback BIND_HOST")
+        if self.environment == "production":
+            refused = []
+            if token is not None:
+                refused.append("API_TOKEN (the development credential: unset it)")
+            twilio = getattr(self, "twilio_auth_token", None)
+            if isinstance(twilio, SecretStr) and twilio.get_secret_value() == (
+                DEV_TWILIO_AUTH_TOKEN
+            ):
+                refused.append("TWILIO_AUTH_TOKEN (the sandbox's default)")
+            if urlsplit(self.database_url.get_secret_value()).password == DEV_DATABASE_PASSWORD:
+                refused.append("DATABASE_URL (the default database password)")
+            audit = self.audit_database_url
+            if audit is None:
+                refused.append("AUDIT_DATABASE_URL (unset: set the audit writer's role)")
+            elif urlsplit(audit.get_secret_value()).password == DEV_AUDIT_PASSWORD:
+                refused.append("AUDIT_DATABASE_URL (the default audit writer password)")
+            if refused:
+                raise ValueError(
+                    "ENVIRONMENT=production refuses development secrets: " + "; ".join(refused)
+                )
+        elif token is not None and not _is_loopback(self.bind_host):
+            raise ValueError(
+                "refusing the development API_TOKEN on a non-loopback BIND_HOST "
+                "(it is accepted only while the service listens on loopback)"
+            )
         return self
+
+    def audit_url(self) -> str:
+        url = self.audit_database_url or self.database_url
+        return url.get_secret_value()
+
+    def oidc(self) -> OidcConfig:
+        return OidcConfig(
+            issuer=self.oidc_issuer,
+            audience=self.oidc_audience,
+            jwks_url=self.oidc_jwks_url,
+            roles_claim=self.oidc_roles_claim,
+            teams_claim=self.oidc_teams_claim,
+            scope_claim=self.oidc_scope_claim,
+            leeway_s=self.oidc_leeway_s,
+        )
 
 
 def _is_loopback(host: str) -> bool:

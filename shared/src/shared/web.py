@@ -1,9 +1,9 @@
-"""HTTP plumbing shared by the FastAPI services: the contract's error body, bearer auth,
+"""HTTP plumbing shared by the FastAPI services: the contract's error body, bearer auth
+(``shared.auth`` behind a FastAPI dependency),
 the 64 KiB body limit, and the health and metrics endpoints."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -14,11 +14,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.audit import AuditUnavailable
+from shared.auth import (
+    Action,
+    Authenticator,
+    Forbidden,
+    Principal,
+    Unauthorized,
+    require,
+    require_team,
+)
 from shared.metrics import HttpMetricsMiddleware
 
 log = logging.getLogger(__name__)
@@ -108,41 +117,78 @@ def install_error_handlers(app: FastAPI) -> None:
             ApiError(exc.status_code, code, str(exc.detail), headers=headers or None)
         )
 
+    async def on_forbidden(_: Request, exc: Exception) -> Response:
+        return error_response(forbidden())
+
+    async def on_audit_unavailable(_: Request, exc: Exception) -> Response:
+        return error_response(
+            ApiError(
+                503,
+                "unavailable",
+                "The audit trail cannot be written; nothing was done. Retry.",
+            )
+        )
+
+    app.add_exception_handler(Forbidden, on_forbidden)
+    app.add_exception_handler(AuditUnavailable, on_audit_unavailable)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
 
 
-#: Declares the bearer scheme in the OpenAPI schema; the check itself is ``bearer_auth``'s.
-_BEARER_SCHEME = HTTPBearer(auto_error=False, description="API_TOKEN", scheme_name="bearer")
+#: Declares the bearer scheme in the OpenAPI schema; the check itself is ``Authenticator``'s.
+_BEARER_SCHEME = HTTPBearer(
+    auto_error=False,
+    description="An access token from the identity provider (or, in development, API_TOKEN)",
+    scheme_name="bearer",
+)
 
 
-def bearer_auth(token: SecretStr) -> Callable[..., Awaitable[None]]:
-    """A dependency that admits only ``Authorization: Bearer <token>`` (constant-time)."""
-    expected = token.get_secret_value().encode()
+def unauthorized(exc: Unauthorized) -> ApiError:
+    return ApiError(
+        401, "unauthorized", exc.message, headers={"WWW-Authenticate": exc.www_authenticate}
+    )
+
+
+def forbidden() -> ApiError:
+    """The contract's 403: nothing about the patient (not even whether it exists)."""
+    return ApiError(403, "forbidden", "Your credentials do not allow this.")
+
+
+def client_address(request: Request) -> str | None:
+    """Where a request came from, for the audit trail."""
+    return request.client.host if request.client else None
+
+
+def bearer_auth(authenticator: Authenticator) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that answers the caller's ``Principal`` or 401."""
 
     async def check(
         request: Request,
         _documented: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER_SCHEME)],
-    ) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "A bearer token is required.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not hmac.compare_digest(given.strip().encode(), expected):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "The bearer token is not valid.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+    ) -> Principal:
+        try:
+            return await authenticator.authenticate(request.headers.get("authorization"))
+        except Unauthorized as exc:
+            raise unauthorized(exc) from None
 
     return check
+
+
+def authorize(principal: Principal, action: Action) -> None:
+    """403 unless the caller's roles or scopes open ``action``."""
+    try:
+        require(principal, action)
+    except Forbidden:
+        raise forbidden() from None
+
+
+def authorize_team(principal: Principal, team: str | None) -> None:
+    """403 unless a patient of ``team`` (``None``: unknown) is within the caller's teams."""
+    try:
+        require_team(principal, team)
+    except Forbidden:
+        raise forbidden() from None
 
 
 class _TooLarge(Exception):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hmac
 import logging
 import time
 import uuid
@@ -39,8 +38,11 @@ from assessor.rules import (
 )
 from assessor.settings import AssessorSettings
 from assessor.timers import TimerIndex, partition_of
+from shared.audit import AuditTrail
+from shared.auth import Authenticator, Forbidden, Unauthorized, may
 from shared.db import create_pool, migrate
 from shared.events import (
+    DEFAULT_TEAM,
     ClockAdvanced,
     ConsentChanged,
     PatientEnrolled,
@@ -143,8 +145,11 @@ def to_input(event: Any) -> Input | None:
     return None
 
 
-def command_event(patient_id: str, cmd: Notify, now: dt.datetime) -> SendNotification:
-    """The decision event; its id derives from the dedupe key, so a replay repeats it exactly."""
+def command_event(
+    patient_id: str, cmd: Notify, now: dt.datetime, team: str = DEFAULT_TEAM
+) -> SendNotification:
+    """The decision event; its id derives from the dedupe key, so a replay repeats it exactly.
+    ``team`` is the patient's care team (who may see and acknowledge it)."""
     return SendNotification(
         event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"decision:{cmd.dedupe_key}"),
         occurred_at=now,
@@ -164,6 +169,7 @@ def command_event(patient_id: str, cmd: Notify, now: dt.datetime) -> SendNotific
             facts=cmd.facts,
             evidence=cmd.evidence,
             rule=cmd.rule,
+            team=team,
         ),
     )
 
@@ -206,6 +212,7 @@ class Store:
             if self.pool is None:
                 pool = await create_pool(self.url)
                 await migrate(pool, "assessor", "assessor")
+                await migrate(pool, "audit", "shared.audit")
                 self.pool = pool
             return self.pool
 
@@ -230,7 +237,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
         logging_config=logging_config("assessor", settings.log_level),
     )
     store = Store(settings.database_url.get_secret_value())
-    token = settings.api_token.get_secret_value().encode()
+    authenticator = Authenticator(settings.oidc(), settings.api_token)
+    trail = AuditTrail(settings.audit_url(), "assessor")
 
     patient_events = app.topic(
         PATIENT_EVENTS,
@@ -291,7 +299,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         touched: dict[str, tuple[PatientState, int]] = {}
         before: dict[str, PatientState] = {}
         changed: dict[str, PatientState] = {}
-        emitted: list[tuple[str, Notify, dt.datetime]] = []
+        emitted: list[tuple[str, Notify, dt.datetime, str]] = []
         for i, (patient_id, inp, now, partition) in enumerate(work):
             seen = touched.get(patient_id)
             try:
@@ -301,7 +309,9 @@ def create_app(settings: AssessorSettings) -> faust.App:
             except Exception as exc:  # a rule bug or a bad stored state: this input only
                 rejected[i] = exc
                 continue
-            emitted.extend((patient_id, cmd, now) for cmd in result.commands)
+            profile = result.state.profile
+            team = profile.care_team.team if profile is not None else DEFAULT_TEAM
+            emitted.extend((patient_id, cmd, now, team) for cmd in result.commands)
             if result.state != state:
                 changed[patient_id] = result.state
             touched[patient_id] = (result.state, partition)
@@ -309,11 +319,11 @@ def create_app(settings: AssessorSettings) -> faust.App:
         if views:
             await projection.save_many(await store.get(), views)
         sent = []
-        for patient_id, cmd, now in emitted:
+        for patient_id, cmd, now, team in emitted:
             sent.append(
                 await decisions.send(
                     key=patient_id.encode(),
-                    value=encode_event(command_event(patient_id, cmd, now)),
+                    value=encode_event(command_event(patient_id, cmd, now, team)),
                 )
             )
         for patient_id, state in changed.items():
@@ -323,7 +333,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                     await recovery_events.send(key=patient_id.encode(), value=encode_event(moved))
                 )
         await asyncio.gather(*sent)
-        for _, cmd, _ in emitted:
+        for _, cmd, _, _ in emitted:
             DECISIONS_OUT.labels(cmd.kind).inc()
             if cmd.audience == "care_team" and cmd.kind in ALERT_URGENCY:
                 ALERTS.labels(cmd.kind, cmd.urgency).inc()
@@ -477,25 +487,49 @@ def create_app(settings: AssessorSettings) -> faust.App:
     async def open_store() -> None:
         await store.get()
 
-    def authorized(request: Request) -> bool:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
-
-    def error(view: View, status: int, code: str, message: str) -> Response:
-        return view.bytes(error_body(code, message), content_type="application/json", status=status)
+    def error(
+        view: View, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        response: Response = view.bytes(
+            error_body(code, message), content_type="application/json", status=status
+        )
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.page("/v1/patients/{patient_id}/recovery")
     class RecoveryView(View):
         async def get(self, request: Request, patient_id: str) -> Response:
-            if not authorized(request):
-                return error(self, 401, "unauthorized", "A valid bearer token is required.")
             try:
-                doc = await projection.load(await store.get(), patient_id)
+                caller = await authenticator.authenticate(request.headers.get("Authorization"))
+            except Unauthorized as exc:
+                return error(
+                    self,
+                    401,
+                    "unauthorized",
+                    exc.message,
+                    {"WWW-Authenticate": exc.www_authenticate},
+                )
+            found = None
+            try:
+                if may(caller, "patient.read"):
+                    found = await projection.load(await store.get(), patient_id)
+                remote = getattr(request, "remote", None)  # aiohttp's: the client's address
+                await trail.guard(
+                    caller,
+                    "patient.read",
+                    patient_id=patient_id,
+                    resource="recovery",
+                    team=found[1] if found else None,
+                    source=str(remote) if remote else None,
+                )
+            except Forbidden:
+                return error(self, 403, "forbidden", "Your credentials do not allow this.")
             except (TimeoutError, OSError, asyncpg.PostgresError):
                 return error(self, 503, "unavailable", "The database is unreachable. Retry.")
-            if doc is None:
+            if found is None:
                 return error(self, 404, "unknown_patient", "No recovery record for that id.")
-            return self.json(doc)
+            return self.json(found[0])
 
     @app.page("/healthz")
     class Healthz(View):

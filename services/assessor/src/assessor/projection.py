@@ -38,18 +38,20 @@ def recovery_view(state: PatientState) -> dict[str, Any] | None:
         "alerts": alerts_view(state),
         "surgery_date": profile.surgery_date,
         "timezone": profile.timezone,
+        "team": profile.care_team.team,
     }
 
 
 _UPSERT = """
     INSERT INTO assessor.recovery (patient_id, phase, day, stream_time, baseline_severity,
-        latest_severity, reports, alerts, surgery_date, timezone, updated_at)
-    VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7::jsonb, $8::jsonb, $9, $10, now())
+        latest_severity, reports, alerts, surgery_date, timezone, team, updated_at)
+    VALUES ($1, $2, $3, $4::text::timestamptz, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+        now())
     ON CONFLICT (patient_id) DO UPDATE SET phase = EXCLUDED.phase, day = EXCLUDED.day,
         stream_time = EXCLUDED.stream_time, baseline_severity = EXCLUDED.baseline_severity,
         latest_severity = EXCLUDED.latest_severity, reports = EXCLUDED.reports,
         alerts = EXCLUDED.alerts, surgery_date = EXCLUDED.surgery_date,
-        timezone = EXCLUDED.timezone, updated_at = now()
+        timezone = EXCLUDED.timezone, team = EXCLUDED.team, updated_at = now()
 """
 
 
@@ -65,6 +67,7 @@ def _row(view: dict[str, Any]) -> tuple[Any, ...]:
         json.dumps(view["alerts"]),
         view["surgery_date"],
         view["timezone"],
+        view["team"],
     )
 
 
@@ -91,11 +94,13 @@ async def save_clock(pool: asyncpg.Pool, partition: int, now: dt.datetime) -> No
     )
 
 
-async def load(pool: asyncpg.Pool, patient_id: str) -> dict[str, Any] | None:
-    """The recovery document as of now: stream time and day move with the clock."""
+async def load(pool: asyncpg.Pool, patient_id: str) -> tuple[dict[str, Any], str] | None:
+    """The recovery document as of now (stream time and day move with the clock), and the
+    patient's care team."""
     row = await pool.fetchrow(
         "SELECT r.patient_id, r.phase, r.day, r.stream_time, r.baseline_severity,"
-        " r.latest_severity, r.reports, r.alerts, r.surgery_date, r.timezone, c.now AS clock"
+        " r.latest_severity, r.reports, r.alerts, r.surgery_date, r.timezone, r.team,"
+        " c.now AS clock"
         " FROM assessor.recovery r LEFT JOIN assessor.clock c ON c.partition = $2"
         " WHERE r.patient_id = $1",
         patient_id,
@@ -109,7 +114,7 @@ async def load(pool: asyncpg.Pool, patient_id: str) -> dict[str, Any] | None:
         stream_time = row["clock"]
         if row["surgery_date"] is not None:
             day = day_number(row["surgery_date"], stream_time, row["timezone"])
-    return {
+    doc = {
         "patient_id": row["patient_id"],
         "phase": row["phase"],
         "day": day,
@@ -119,3 +124,4 @@ async def load(pool: asyncpg.Pool, patient_id: str) -> dict[str, Any] | None:
         "reports": json.loads(row["reports"]),
         "alerts": json.loads(row["alerts"]),
     }
+    return doc, row["team"]

@@ -21,12 +21,14 @@ from pydantic import (
 )
 
 from shared.events import (
+    DEFAULT_TEAM,
     E164_PATTERN,
     Frozen,
     Language,
     PatientEnrolledPayload,
     PatientId,
     ReportChannel,
+    TeamName,
 )
 
 # Numbers and booleans must be JSON numbers and booleans: "3" or 3.0 for a grade, or
@@ -109,6 +111,7 @@ class CareTeamRequest(Frozen):
     on_call: CareTeamPhone
     backup: CareTeamPhone | None = None
     timezone: Zone | None = None
+    team: TeamName = Field(default=DEFAULT_TEAM, examples=["team-a"])
 
 
 class EnrollmentRequest(Frozen):

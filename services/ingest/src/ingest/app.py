@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, Header, Path, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -41,6 +41,9 @@ from ingest.api_models import (
 )
 from ingest.settings import IngestSettings
 from ingest.ticker import run_ticker
+from shared.audit import ANY_TEAM, AuditTrail, decode_cursor, encode_cursor, sms_actor
+from shared.audit import query as audit_query
+from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.events import (
     PATIENT_ID_PATTERN,
@@ -61,7 +64,9 @@ from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EV
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
+    authorize,
     bearer_auth,
+    client_address,
     install_error_handlers,
     install_probes,
 )
@@ -92,6 +97,10 @@ IdempotencyKey = Annotated[
         description="Makes a retried request return the same answer and publish one event",
     ),
 ]
+
+AUDIT_FILTERS = {"patient_id", "actor", "since", "until", "cursor", "limit"}
+#: What an inbound text does to a patient's data, for the audit trail (ACK: the notifier's).
+SMS_ACTIONS = {"report": "report.write", "stop": "consent.change", "start": "consent.change"}
 
 INBOUND = Counter(
     "ingest_sms_inbound_total", "Inbound texts by what they meant.", ["outcome", "replayed"]
@@ -137,6 +146,7 @@ async def connect(settings: IngestSettings) -> Resources:
     )
     try:
         await migrate(pool, "ingest", "ingest")
+        await migrate(pool, "audit", "shared.audit")
         producer = create_producer(settings.kafka_bootstrap, "ingest")
         try:
             await producer.start()
@@ -172,7 +182,8 @@ def _error(description: str) -> dict[str, Any]:
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("Malformed JSON, or a body that is not a JSON object"),
-    401: _error("Missing or wrong bearer token"),
+    401: _error("Missing or invalid bearer token"),
+    403: _error("The token lacks the role, scope or care team"),
     413: _error("Body over 64 KiB"),
     422: _error("Invalid fields"),
     503: _error("Kafka or the database unreachable; nothing recorded (safe to retry)"),
@@ -259,6 +270,7 @@ def create_app(
                 await task
             if resources is not None:
                 await resources.close()
+            await trail.close()
 
     app = FastAPI(
         title="HFS recovery — ingest",
@@ -270,7 +282,9 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
-    auth = Depends(bearer_auth(settings.api_token))
+    authenticator = Authenticator(settings.oidc(), settings.api_token)
+    trail = AuditTrail(settings.audit_url(), "ingest", wall_clock)
+    caller_of = Depends(bearer_auth(authenticator))
 
     def deps() -> Resources:
         if resources is None:
@@ -344,7 +358,6 @@ def create_app(
         "/v1/patients",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             409: _error(
                 "The phone belongs to another patient, or the idempotency key was used "
@@ -353,10 +366,24 @@ def create_app(
             **COMMON_ERRORS,
         },
     )
-    async def enroll(body: EnrollmentRequest, idempotency_key: IdempotencyKey = None) -> Response:
+    async def enroll(
+        body: EnrollmentRequest,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+        caller: Principal = caller_of,
+    ) -> Response:
         """Enroll a patient, or update the enrollment with the same ``patient_id``."""
         if body.phone in (body.care_team.on_call, body.care_team.backup):
             raise invalid("phone", "must differ from the care team's phones")
+        where = client_address(request)
+        await trail.guard(
+            caller,
+            "patient.write",
+            patient_id=body.patient_id,
+            resource="enrollment",
+            team=body.care_team.team,
+            source=where,
+        )
         res = deps()
         payload = body.payload()
         scope = "enroll"
@@ -366,6 +393,17 @@ def create_app(
                 replay = await claim(conn, scope, idempotency_key, fingerprint)
                 if replay is not None:
                     return replay
+                previous_team = await registry.patient_team(conn, body.patient_id)
+                if previous_team not in (None, body.care_team.team):
+                    # Moving a patient to another team takes the right to both.
+                    await trail.guard(
+                        caller,
+                        "patient.write",
+                        patient_id=body.patient_id,
+                        resource="enrollment",
+                        team=previous_team,
+                        source=where,
+                    )
                 now = await clock_now(conn)
                 today = now.date()
                 earliest, latest = today - settings.surgery_past, today + settings.surgery_future
@@ -409,7 +447,6 @@ def create_app(
         "/v1/symptom-reports",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             404: _error("Unknown patient"),
             409: _error("The event_id (idempotency key) was used with another body"),
@@ -417,11 +454,28 @@ def create_app(
         },
     )
     async def report(
-        body: SymptomReportRequest, idempotency_key: IdempotencyKey = None
+        body: SymptomReportRequest,
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+        caller: Principal = caller_of,
     ) -> Response:
         """Record one symptom report. ``event_id`` (or, without one, ``Idempotency-Key``)
         makes a retry safe: the same id twice is accepted twice and counted once."""
         res = deps()
+        team: str | None = None
+        try:
+            if caller.teams is not None and may(caller, "report.write"):
+                team = await registry.patient_team(res.pool, body.patient_id)
+            await trail.guard(
+                caller,
+                "report.write",
+                patient_id=body.patient_id,
+                resource="symptom-report",
+                team=team,
+                source=client_address(request),
+            )
+        except UNAVAILABLE:
+            raise unavailable("The database or the audit trail") from None
         key = str(body.event_id) if body.event_id is not None else idempotency_key
         scope = "symptom-report"
 
@@ -487,7 +541,6 @@ def create_app(
         "/v1/patients/{patient_id}/consent",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             404: _error("Unknown patient"),
             409: _error("The idempotency key was used with another body"),
@@ -497,11 +550,27 @@ def create_app(
     async def record_consent(
         body: ConsentRequest,
         patient_id: Annotated[str, Path(pattern=PATIENT_ID_PATTERN)],
+        request: Request,
         idempotency_key: IdempotencyKey = None,
+        caller: Principal = caller_of,
     ) -> Response:
         """Record a consent change the patient asked a clinician for: the same
         ``consent.changed`` event (reason ``stop``/``start``) as texting STOP or START."""
         res = deps()
+        team: str | None = None
+        try:
+            if caller.teams is not None and may(caller, "patient.write"):
+                team = await registry.patient_team(res.pool, patient_id)
+            await trail.guard(
+                caller,
+                "patient.write",
+                patient_id=patient_id,
+                resource="consent",
+                team=team,
+                source=client_address(request),
+            )
+        except UNAVAILABLE:
+            raise unavailable("The database or the audit trail") from None
         scope = f"consent:{patient_id}"
         try:
             async with res.pool.acquire() as conn, conn.transaction():
@@ -539,11 +608,15 @@ def create_app(
 
     @app.get(
         "/v1/clock",
-        dependencies=[auth],
-        responses={401: _error("Missing or wrong bearer token"), 503: _error("Database down")},
+        responses={
+            401: _error("Missing or invalid bearer token"),
+            403: _error("Not an operator or admin"),
+            503: _error("Database down"),
+        },
     )
-    async def read_clock() -> dict[str, object]:
+    async def read_clock(caller: Principal = caller_of) -> dict[str, object]:
         """The clock events are stamped with: simulated (``null`` until first set) or wall."""
+        authorize(caller, "clock")
         if not settings.simulated_clock:
             return {"now": wall_clock().isoformat(), "simulated": False}
         try:
@@ -556,15 +629,15 @@ def create_app(
         "/v1/clock",
         status_code=202,
         response_model=Accepted,
-        dependencies=[auth],
         responses={
             404: _error("Not a simulated clock (SIMULATED_CLOCK=0)"),
             409: _error("Earlier than the current clock"),
             **COMMON_ERRORS,
         },
     )
-    async def advance_clock(body: ClockRequest) -> Response:
+    async def advance_clock(body: ClockRequest, caller: Principal = caller_of) -> Response:
         """Move the simulated clock forward (only with ``SIMULATED_CLOCK=1``)."""
+        authorize(caller, "clock")
         if not settings.simulated_clock:
             raise ApiError(404, "not_found", "The clock moves by itself (SIMULATED_CLOCK=0).")
         res = deps()
@@ -597,6 +670,63 @@ def create_app(
         except UNAVAILABLE:
             raise unavailable("Kafka or the database") from None
         return accepted(event_id)
+
+    # --- the audit trail ------------------------------------------------------------------
+
+    @app.get(
+        "/v1/audit",
+        responses={
+            401: _error("Missing or invalid bearer token"),
+            403: _error("Not an admin"),
+            422: _error("Invalid filters, or a cursor that is not one of ours"),
+            503: _error("Database down"),
+        },
+    )
+    async def read_audit(
+        request: Request,
+        patient_id: Annotated[str | None, Query(pattern=PATIENT_ID_PATTERN)] = None,
+        actor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+        since: Annotated[
+            str | None, Query(max_length=40, examples=["2026-12-01T00:00:00Z"])
+        ] = None,
+        until: Annotated[
+            str | None, Query(max_length=40, examples=["2026-12-02T00:00:00Z"])
+        ] = None,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        caller: Principal = caller_of,
+    ) -> dict[str, object]:
+        """Who read or changed patient data, oldest first (admin). ``next`` continues."""
+        unknown = sorted(set(request.query_params) - AUDIT_FILTERS)
+        if unknown:
+            raise invalid(unknown[0] or "query", "is not a filter of this endpoint")
+        start, end = _instant("since", since), _instant("until", until)
+        try:
+            after = decode_cursor(cursor) if cursor else 0
+        except ValueError:
+            raise invalid("cursor", "is not a cursor this endpoint returned") from None
+        res = deps()
+        try:
+            await trail.guard(
+                caller,
+                "audit.read",
+                patient_id=patient_id,
+                resource="audit",
+                team=ANY_TEAM,
+                source=client_address(request),
+            )
+            events, last = await audit_query(
+                res.pool,
+                patient_id=patient_id,
+                actor=actor,
+                since=start,
+                until=end,
+                after_seq=after,
+                limit=limit,
+            )
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        return {"events": events, "next": encode_cursor(last) if last is not None else None}
 
     # --- Twilio webhooks ------------------------------------------------------------------
 
@@ -677,6 +807,17 @@ def create_app(
                     sender = await registry.sender(conn, text.from_phone)
                     outcome = inbound.decide(text, sender, now, texts)
                     outcome_label = outcome.label
+                    action = SMS_ACTIONS.get(outcome.label)
+                    if action is not None and sender.patient_id is not None:
+                        # The patient's own phone is the identity here (recorded by reference).
+                        await trail.record(
+                            sms_actor(patient_ref(text.from_phone)),
+                            action,
+                            "allowed",
+                            patient_id=sender.patient_id,
+                            resource=f"sms/{text.message_sid}",
+                            source="sms",
+                        )
                     response = Response(twiml(outcome.reply), media_type="text/xml")
                     await remember(conn, "twilio-inbound", text.message_sid, response)
                     if outcome.consent is not None and sender.patient_id is not None:
@@ -742,6 +883,19 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+def _instant(name: str, value: str | None) -> dt.datetime | None:
+    """A query's ISO 8601 instant; it must carry an offset (422 otherwise)."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise invalid(name, "must be an ISO 8601 instant with an offset, e.g. 2026-12-01T00:00:00Z")
+    return parsed
 
 
 def _status_field(name: str) -> str:

@@ -73,6 +73,15 @@ async def upsert_patient(
     )
 
 
+async def patient_team(conn: asyncpg.Connection | asyncpg.Pool, patient_id: str) -> str | None:
+    """The patient's care team; ``None`` for an unknown patient."""
+    team = await conn.fetchval(
+        "SELECT COALESCE(care_team->>'team', 'default') FROM ingest.patients WHERE patient_id = $1",
+        patient_id,
+    )
+    return str(team) if team is not None else None
+
+
 async def patient_exists(conn: asyncpg.Connection | asyncpg.Pool, patient_id: str) -> bool:
     found = await conn.fetchval("SELECT 1 FROM ingest.patients WHERE patient_id = $1", patient_id)
     return found is not None

@@ -11,20 +11,24 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from notifier import ledger
 from notifier import metrics as ledger_metrics
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender
+from shared.audit import AuditTrail
+from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
 from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
+    authorize,
     bearer_auth,
+    client_address,
     install_error_handlers,
     install_probes,
 )
@@ -100,11 +104,13 @@ def create_app(
     state: dict[str, object] = {}
     simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
     now: Callable[[], dt.datetime] = clock or simulated or wall
+    trail = AuditTrail(settings.audit_url(), "notifier", wall)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "notifier", "notifier")
+        await migrate(pool, "audit", "shared.audit")
         producer = create_producer(settings.kafka_bootstrap, "notifier")
         await producer.start()
         consumers = {
@@ -127,6 +133,7 @@ def create_app(
             interval=settings.dispatch_interval.total_seconds(),
             wall=wall,
             policy=settings.policy(),
+            audit=trail,
         )
         state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
         tasks = [
@@ -162,12 +169,14 @@ def create_app(
             for c in consumers.values():
                 await c.stop()
             await producer.stop()
+            await trail.close()
             await pool.close()
 
     app = FastAPI(title="HFS recovery — notifier", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware)
     install_error_handlers(app)
-    auth = Depends(bearer_auth(settings.api_token))
+    authenticator = Authenticator(settings.oidc(), settings.api_token)
+    caller_of = Depends(bearer_auth(authenticator))
 
     def pool() -> asyncpg.Pool:
         p = state.get("pool")
@@ -196,16 +205,33 @@ def create_app(
 
     install_probes(app, ready, refresh_metrics)
 
-    @app.get("/v1/patients/{patient_id}/notifications", dependencies=[auth])
-    async def notifications(patient_id: str) -> dict[str, list[dict[str, object]]]:
+    @app.get("/v1/patients/{patient_id}/notifications")
+    async def notifications(
+        patient_id: str, request: Request, caller: Principal = caller_of
+    ) -> dict[str, list[dict[str, object]]]:
         try:
+            team = None
+            if caller.teams is not None and may(caller, "patient.read"):
+                team = await ledger.patient_team(pool(), patient_id)
+            await trail.guard(
+                caller,
+                "patient.read",
+                patient_id=patient_id,
+                resource="notifications",
+                team=team,
+                source=client_address(request),
+            )
             return {"notifications": await ledger.for_patient(pool(), patient_id)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
-    @app.get("/v1/alerts", dependencies=[auth])
-    async def alerts(ids: str = "") -> dict[str, list[dict[str, object]]]:
-        """Page status (sent, escalated, acknowledged) of up to 200 alerts, by id."""
+    @app.get("/v1/alerts")
+    async def alerts(
+        ids: str = "", caller: Principal = caller_of
+    ) -> dict[str, list[dict[str, object]]]:
+        """Page status (sent, escalated, acknowledged) of up to 200 alerts, by id: only
+        those of the caller's care teams (no patient id, phone or body in it)."""
+        authorize(caller, "patient.read")
         try:
             wanted = [uuid.UUID(i) for i in ids.split(",") if i.strip()]
         except ValueError:
@@ -223,13 +249,25 @@ def create_app(
                 [{"field": "ids", "message": "at most 200 ids"}],
             )
         try:
-            return {"alerts": await ledger.page_statuses(pool(), wanted)}
+            teams = None if caller.teams is None else sorted(caller.teams)
+            return {"alerts": await ledger.page_statuses(pool(), wanted, teams)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
-    @app.post("/v1/alerts/{notification_id}/ack", dependencies=[auth])
-    async def ack(notification_id: uuid.UUID) -> dict[str, str]:
+    @app.post("/v1/alerts/{notification_id}/ack")
+    async def ack(
+        notification_id: uuid.UUID, request: Request, caller: Principal = caller_of
+    ) -> dict[str, str]:
         try:
+            owner = await ledger.notification_owner(pool(), notification_id)
+            await trail.guard(
+                caller,
+                "page.ack",
+                patient_id=owner[0] if owner else None,
+                resource=f"notification/{notification_id}",
+                team=owner[1] if owner else None,
+                source=client_address(request),
+            )
             outcome = await ledger.acknowledge(pool(), notification_id, now(), wall())
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None

@@ -71,9 +71,9 @@ async def record(
         """
         INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id, kind,
             audience, urgency, to_phone, backup_phone, language, timezone, facts, evidence,
-            rule, body, ack_code, status, created_at, scheduled_for, updated_at)
+            rule, body, ack_code, status, created_at, scheduled_for, updated_at, team)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14, $15,
-            'scheduled', $16, $17, $16)
+            'scheduled', $16, $17, $16, $18)
         ON CONFLICT (dedupe_key) DO NOTHING
         RETURNING true
         """,
@@ -94,6 +94,7 @@ async def record(
         ack_code,
         now,
         p.due_at,
+        p.team,
     )
     return bool(inserted)
 
@@ -469,10 +470,10 @@ async def escalate_due(
                 INSERT INTO notifier.notifications (notification_id, dedupe_key, patient_id,
                     kind, audience, urgency, to_phone, backup_phone, language, timezone, facts,
                     evidence, rule, body, ack_code, root_id, escalation_step, status,
-                    created_at, scheduled_for, updated_at)
+                    created_at, scheduled_for, updated_at, team)
                 SELECT $2, dedupe_key || ':esc' || $3::int, patient_id, kind, audience, urgency,
                     $4, backup_phone, language, timezone, facts, evidence, rule, $5, ack_code,
-                    notification_id, $3, 'scheduled', $6, $6, $7
+                    notification_id, $3, 'scheduled', $6, $6, $7, team
                 FROM notifier.notifications WHERE notification_id = $1
                 ON CONFLICT (dedupe_key) DO NOTHING
                 """,
@@ -506,6 +507,38 @@ async def escalate_due(
 
 
 AckOutcome = Literal["ok", "not_found", "not_a_page"]
+
+
+async def set_team(pool: asyncpg.Pool, patient_id: str, team: str, now: dt.datetime) -> None:
+    await pool.execute(
+        "INSERT INTO notifier.patient_teams (patient_id, team, changed_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (patient_id) DO UPDATE SET team = EXCLUDED.team,"
+        " changed_at = EXCLUDED.changed_at",
+        patient_id,
+        team,
+        now,
+    )
+
+
+async def patient_team(pool: asyncpg.Pool, patient_id: str) -> str | None:
+    """The patient's care team; ``None`` when the notifier knows nothing of the patient."""
+    team = await pool.fetchval(
+        "SELECT COALESCE((SELECT team FROM notifier.patient_teams WHERE patient_id = $1),"
+        " (SELECT team FROM notifier.notifications WHERE patient_id = $1 LIMIT 1))",
+        patient_id,
+    )
+    return str(team) if team is not None else None
+
+
+async def notification_owner(
+    pool: asyncpg.Pool, notification_id: uuid.UUID
+) -> tuple[str | None, str] | None:
+    """The patient and care team of a notification; ``None`` if there is none."""
+    row = await pool.fetchrow(
+        "SELECT patient_id, team FROM notifier.notifications WHERE notification_id = $1",
+        notification_id,
+    )
+    return (row["patient_id"], row["team"]) if row is not None else None
 
 
 async def acknowledge(
@@ -595,13 +628,18 @@ async def for_patient(pool: asyncpg.Pool, patient_id: str) -> list[dict[str, Any
     ]
 
 
-async def page_statuses(pool: asyncpg.Pool, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
-    """Where each care-team alert's page stands (the console's worklist column)."""
+async def page_statuses(
+    pool: asyncpg.Pool, ids: list[uuid.UUID], teams: list[str] | None
+) -> list[dict[str, Any]]:
+    """Where each care-team alert's page stands (the console's worklist column), for the
+    alerts of ``teams`` (``None``: every team)."""
     rows = await pool.fetch(
         "SELECT notification_id, kind, status, urgency, sent_at, acknowledged_at,"
         " escalations_done FROM notifier.notifications"
-        " WHERE notification_id = ANY($1::uuid[]) AND audience = 'care_team' AND root_id IS NULL",
+        " WHERE notification_id = ANY($1::uuid[]) AND audience = 'care_team' AND root_id IS NULL"
+        " AND ($2::text[] IS NULL OR team = ANY($2::text[]))",
         ids,
+        teams,
     )
     return [
         {

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from notifier import ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
 from notifier.templates import render, with_first_text_footer
+from shared.audit import AuditTrail, sms_actor
 from shared.events import (
     AckReceived,
     ClockAdvanced,
@@ -165,8 +166,10 @@ class Notifier:
         interval: float,
         wall: Callable[[], dt.datetime] = utcnow,
         policy: Policy | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.pool = pool
+        self.audit = audit
         self.sender = sender
         self.producer = producer
         self.clock = clock
@@ -304,6 +307,9 @@ class Notifier:
             return
         if isinstance(event, PatientEnrolled):
             consent, reason = event.payload.sms_consent, "enrollment"
+            await ledger.set_team(
+                self.pool, event.patient_id, event.payload.care_team.team, event.recorded_at
+            )
         elif isinstance(event, ConsentChanged):
             consent, reason = event.payload.sms_consent, event.payload.reason
         else:
@@ -343,6 +349,18 @@ class Notifier:
                 self.clock(),
                 self.wall(),
             )
+            if root is not None and self.audit is not None:
+                # After the acknowledgement (idempotent): if the audit cannot be written the
+                # event is handled again until it is.
+                owner = await ledger.notification_owner(self.pool, root)
+                await self.audit.record(
+                    sms_actor(patient_ref(event.payload.from_phone)),
+                    "page.ack",
+                    "allowed",
+                    patient_id=owner[0] if owner else None,
+                    resource=f"notification/{root}",
+                    source="sms",
+                )
             PROVIDER_EVENTS_SEEN.labels("ack", "acknowledged" if root else "no_match").inc()
             log.info(
                 "page acknowledged by SMS" if root else "ACK matched no page of that phone",
