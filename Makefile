@@ -31,7 +31,7 @@ lint: install ## ruff
 	@$(UV) run --frozen ruff format --check .
 
 typecheck: install ## mypy --strict
-	@$(UV) run --frozen mypy shared/src services/ingest/src services/assessor/src services/notifier/src services/sandbox/src
+	@$(UV) run --frozen mypy shared/src services/ingest/src services/assessor/src services/notifier/src services/sandbox/src services/console/src
 
 unit: install ## unit tests (no infrastructure)
 	@$(UV) run --frozen pytest tests/unit -q
@@ -41,6 +41,7 @@ corpus: install ## free-text corpus: red-flag precision/recall, false flags, gra
 
 integration: install ## integration, end-to-end tests, scenarios and the PostgreSQL-outage drill on the real stack
 	@deploy/chromium.sh
+	@deploy/npm-assets.sh
 	@deploy/prometheus.sh
 	@deploy/with-stack.sh sh -c '$(PY) -m pytest tests/integration tests/e2e -q && $(PY) -m tools.scenarios && $(PY) -m tools.chaos --only postgres --per-drill 20 && $(PY) -m tools.chaos_paging --only inbound,provider --texts 6 --kafka-down 15'
 
@@ -60,6 +61,7 @@ demo: install ## a synthetic cohort of 200 through a simulated year, printed
 bench: install ## benchmarks against the running stack; writes .run/bench.json and prints a table
 	@deploy/wrk.sh
 	@$(PY) -m tools.bench
+	@$(PY) -m tools.console_bench
 
 chaos: install ## fault drills against the running stack (~14 min); exit 1 if a drill fails
 	@$(PY) -m tools.chaos && deploy/with-stack.sh $(PY) -m tools.chaos_paging

@@ -198,3 +198,17 @@ async def test_ack_by_sms_and_delivery_callbacks_end_to_end(stack: Stack, decisi
     assert [e["resource"] for e in acks] == [f"notification/{alert.event_id}"], acks
     assert acks[0]["actor"]["client"] == "sms"
     assert acks[0]["actor"]["sub"].startswith("sms:")
+
+
+async def test_page_status_lists_only_care_team_alerts_and_refuses_bad_ids(stack: Stack) -> None:
+    bad = await stack.notifier.get("/v1/alerts", params={"ids": "not-a-uuid"})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["fields"][0]["field"] == "ids"
+    many = ",".join(str(uuid.uuid4()) for _ in range(201))
+    assert (await stack.notifier.get("/v1/alerts", params={"ids": many})).status_code == 422
+    unknown = await stack.notifier.get("/v1/alerts", params={"ids": str(uuid.uuid4())})
+    assert unknown.status_code == 200
+    assert unknown.json() == {"alerts": []}
+    assert (
+        await stack.notifier.get("/v1/alerts", headers={"Authorization": ""})
+    ).status_code == 401

@@ -159,6 +159,43 @@ class SendNotificationPayload(Frozen):
     team: TeamName = DEFAULT_TEAM
 
 
+class PhaseChangedPayload(Frozen):
+    """The assessor moved a patient to another phase (names as in the rules page)."""
+
+    phase: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")]
+    previous: Annotated[str, Field(pattern=r"^[a-z_]{1,32}$")] | None = None
+    day: int
+
+
+AlertOutcome = Literal[
+    "called_patient", "appointment_booked", "imaging_ordered", "no_action_needed"
+]
+
+
+class Actor(Frozen):
+    """Who did something in the console: the token's subject and display name."""
+
+    sub: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(max_length=200)] = ""
+
+
+class AlertOwnedPayload(Frozen):
+    alert_id: uuid.UUID
+    owner: Actor
+
+
+class AlertAcknowledgedPayload(Frozen):
+    alert_id: uuid.UUID
+    by: Actor
+
+
+class AlertClosedPayload(Frozen):
+    alert_id: uuid.UUID
+    outcome: AlertOutcome
+    note: Annotated[str, Field(max_length=2000)] = ""
+    by: Actor
+
+
 # --- envelope -------------------------------------------------------------------------
 
 
@@ -213,6 +250,30 @@ class SendNotification(Envelope):
     payload: SendNotificationPayload
 
 
+class PhaseChanged(Envelope):
+    type: Literal["recovery.phase_changed"] = "recovery.phase_changed"
+    patient_id: PatientId
+    payload: PhaseChangedPayload
+
+
+class AlertOwned(Envelope):
+    type: Literal["alert.owned"] = "alert.owned"
+    patient_id: PatientId
+    payload: AlertOwnedPayload
+
+
+class AlertAcknowledged(Envelope):
+    type: Literal["alert.acknowledged"] = "alert.acknowledged"
+    patient_id: PatientId
+    payload: AlertAcknowledgedPayload
+
+
+class AlertClosed(Envelope):
+    type: Literal["alert.closed"] = "alert.closed"
+    patient_id: PatientId
+    payload: AlertClosedPayload
+
+
 Event = Annotated[
     PatientEnrolled
     | SymptomReported
@@ -220,7 +281,11 @@ Event = Annotated[
     | ClockAdvanced
     | SendNotification
     | MessageStatusReported
-    | AckReceived,
+    | AckReceived
+    | PhaseChanged
+    | AlertOwned
+    | AlertAcknowledged
+    | AlertClosed,
     Field(discriminator="type"),
 ]
 EVENT_TYPES: tuple[type[Envelope], ...] = (
@@ -231,6 +296,10 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     SendNotification,
     MessageStatusReported,
     AckReceived,
+    PhaseChanged,
+    AlertOwned,
+    AlertAcknowledged,
+    AlertClosed,
 )
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -30,6 +30,11 @@ DEADLETTER_RETENTION_DAYS = 30
 
 _DAY_MS = 24 * 3600 * 1000
 
+#: Phase changes the assessor decided (keyed by patient; compacted: the latest per patient).
+RECOVERY_EVENTS = "recovery-events.v1"
+#: What clinicians did with alerts in the console (owned, acknowledged, closed), by patient.
+CARE_TEAM_EVENTS = "care-team-events.v1"
+
 #: Per-patient topics are co-partitioned: same count, keyed by ``patient_id``.
 PATIENT_PARTITIONS = 6
 
@@ -47,6 +52,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CLOCK, PATIENT_PARTITIONS, (("retention.ms", str(7 * 24 * 3600 * 1000)),)),
     TopicSpec(DECISIONS, PATIENT_PARTITIONS, (("retention.ms", "-1"),)),
     TopicSpec(PROVIDER_EVENTS, PATIENT_PARTITIONS, (("retention.ms", str(30 * 24 * 3600 * 1000)),)),
+    TopicSpec(RECOVERY_EVENTS, PATIENT_PARTITIONS, (("cleanup.policy", "compact"),)),
+    TopicSpec(CARE_TEAM_EVENTS, PATIENT_PARTITIONS, (("retention.ms", "-1"),)),
     # Dead letters are for an operator to inspect and replay, not an archive: a month.
     TopicSpec(
         DEADLETTER, 3, (("retention.ms", str(DEADLETTER_RETENTION_DAYS * 24 * 3600 * 1000)),)

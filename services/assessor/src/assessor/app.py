@@ -31,8 +31,10 @@ from assessor.rules import (
     Phase,
     Report,
     Reported,
+    day_number,
     decide,
     next_due,
+    phase_of,
 )
 from assessor.settings import AssessorSettings
 from assessor.timers import TimerIndex, partition_of
@@ -45,6 +47,8 @@ from shared.events import (
     ClockAdvanced,
     ConsentChanged,
     PatientEnrolled,
+    PhaseChanged,
+    PhaseChangedPayload,
     SendNotification,
     SendNotificationPayload,
     SymptomReported,
@@ -52,7 +56,14 @@ from shared.events import (
     parse_event,
 )
 from shared.logs import logging_config, patient_ref, set_ref_key
-from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PATIENT_PARTITIONS
+from shared.topics import (
+    CLOCK,
+    DEADLETTER,
+    DECISIONS,
+    PATIENT_EVENTS,
+    PATIENT_PARTITIONS,
+    RECOVERY_EVENTS,
+)
 from shared.web import error_body
 
 log = logging.getLogger(__name__)
@@ -164,6 +175,31 @@ def command_event(
     )
 
 
+def phase_event(before: PatientState | None, after: PatientState) -> PhaseChanged | None:
+    """``recovery.phase_changed`` when ``after`` is in another phase than ``before`` (the
+    console's lists by phase are fed by it); its id derives from the change, so a replayed
+    batch repeats it exactly."""
+    old = phase_of(before) if before is not None else None
+    new = phase_of(after)
+    if new is None or new == old or after.profile is None or after.stream_time is None:
+        return None
+    at = after.stream_time
+    return PhaseChanged(
+        event_id=uuid.uuid5(
+            uuid.NAMESPACE_URL, f"phase:{after.patient_id}:{old}:{new}:{at.isoformat()}"
+        ),
+        occurred_at=at,
+        recorded_at=at,
+        patient_id=after.patient_id,
+        source="assessor",
+        payload=PhaseChangedPayload(
+            phase=new,
+            previous=old,
+            day=day_number(after.profile.surgery_date, at, after.profile.timezone),
+        ),
+    )
+
+
 class Store:
     """The PostgreSQL pool, opened once the worker starts (never at import)."""
 
@@ -213,6 +249,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         partitions=PATIENT_PARTITIONS,
     )
     decisions = app.topic(DECISIONS, key_serializer="raw", value_serializer="raw")
+    recovery_events = app.topic(RECOVERY_EVENTS, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
     states = app.Table(
         "patient-state",
@@ -262,6 +299,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         """
         rejected.clear()
         touched: dict[str, tuple[PatientState, int]] = {}
+        before: dict[str, PatientState] = {}
         changed: dict[str, PatientState] = {}
         emitted: list[tuple[str, Notify, dt.datetime, str]] = []
         for i, (patient_id, inp, now, partition) in enumerate(work):
@@ -269,6 +307,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
             try:
                 state = seen[0] if seen is not None else load(patient_id)
                 result: Decision = decide(state, inp, now)
+                before.setdefault(patient_id, state)
             except Exception as exc:  # a rule bug or a bad stored state: this input only
                 rejected[i] = exc
                 continue
@@ -289,6 +328,12 @@ def create_app(settings: AssessorSettings) -> faust.App:
                     value=encode_event(command_event(patient_id, cmd, now, team)),
                 )
             )
+        for patient_id, state in changed.items():
+            moved = phase_event(before.get(patient_id), state)
+            if moved is not None:
+                sent.append(
+                    await recovery_events.send(key=patient_id.encode(), value=encode_event(moved))
+                )
         await asyncio.gather(*sent)
         for _, cmd, _, _ in emitted:
             DECISIONS_OUT.labels(cmd.kind).inc()

@@ -143,6 +143,12 @@ class SymptomReportRequest(Frozen):
         return self
 
 
+class ConsentRequest(Frozen):
+    """A consent change a clinician recorded at the patient's request (as STOP/START)."""
+
+    sms_consent: StrictBool
+
+
 class ClockRequest(Frozen):
     now: Instant
 

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -35,6 +35,7 @@ from ingest import inbound, outbox, registry, voice, webhook
 from ingest.api_models import (
     Accepted,
     ClockRequest,
+    ConsentRequest,
     EnrollmentRequest,
     ErrorBody,
     SymptomReportRequest,
@@ -49,6 +50,8 @@ from shared.events import (
     PATIENT_ID_PATTERN,
     ClockAdvanced,
     ClockAdvancedPayload,
+    ConsentChanged,
+    ConsentChangedPayload,
     MessageStatusReported,
     MessageStatusReportedPayload,
     PatientEnrolled,
@@ -552,6 +555,75 @@ def create_app(
             "symptom reported",
             extra={"patient": patient_ref(body.patient_id), "event_id": str(event.event_id)},
         )
+        return response
+
+    @app.post(
+        "/v1/patients/{patient_id}/consent",
+        status_code=202,
+        response_model=Accepted,
+        responses={
+            404: _error("Unknown patient"),
+            409: _error("The idempotency key was used with another body"),
+            **COMMON_ERRORS,
+        },
+    )
+    async def record_consent(
+        body: ConsentRequest,
+        patient_id: Annotated[str, Path(pattern=PATIENT_ID_PATTERN)],
+        request: Request,
+        idempotency_key: IdempotencyKey = None,
+        caller: Principal = caller_of,
+    ) -> Response:
+        """Record a consent change the patient asked a clinician for: the same
+        ``consent.changed`` event (reason ``stop``/``start``) as texting STOP or START."""
+        res = deps()
+        team: str | None = None
+        try:
+            if caller.teams is not None and may(caller, "patient.write"):
+                team = await registry.patient_team(res.pool, patient_id)
+            await trail.guard(
+                caller,
+                "patient.write",
+                patient_id=patient_id,
+                resource="consent",
+                team=team,
+                source=client_address(request),
+            )
+        except UNAVAILABLE:
+            raise unavailable("The database or the audit trail") from None
+        scope = f"consent:{patient_id}"
+        try:
+            async with res.pool.acquire() as conn, conn.transaction():
+                replay = await claim(
+                    conn, scope, idempotency_key, registry.fingerprint(body.model_dump())
+                )
+                if replay is not None:
+                    return replay
+                if not await registry.patient_exists(conn, patient_id):
+                    raise ApiError(404, "unknown_patient", "No patient is enrolled with that id.")
+                now = await clock_now(conn)
+                event = ConsentChanged(
+                    event_id=_derived_id(scope, idempotency_key),
+                    occurred_at=now,
+                    recorded_at=now,
+                    patient_id=patient_id,
+                    source="api",
+                    payload=ConsentChangedPayload(
+                        sms_consent=body.sms_consent, reason="start" if body.sms_consent else "stop"
+                    ),
+                )
+                await registry.set_consent(conn, patient_id, body.sms_consent, now)
+                response = accepted(event.event_id)
+                await remember(conn, scope, idempotency_key, response)
+                await publish(res.producer, PATIENT_EVENTS, event)
+        except UNAVAILABLE as exc:
+            log.warning(
+                "consent change not recorded: %s",
+                type(exc).__name__,
+                extra={"patient": patient_ref(patient_id)},
+            )
+            raise unavailable("Kafka or the database") from None
+        log.info("consent recorded", extra={"patient": patient_ref(patient_id)})
         return response
 
     @app.get(

@@ -27,6 +27,7 @@ from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
+    authorize,
     bearer_auth,
     client_address,
     install_error_handlers,
@@ -211,6 +212,35 @@ def create_app(
                 source=client_address(request),
             )
             return {"notifications": await ledger.for_patient(pool(), patient_id)}
+        except (OSError, asyncpg.PostgresError):
+            raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
+
+    @app.get("/v1/alerts")
+    async def alerts(
+        ids: str = "", caller: Principal = caller_of
+    ) -> dict[str, list[dict[str, object]]]:
+        """Page status (sent, escalated, acknowledged) of up to 200 alerts, by id: only
+        those of the caller's care teams (no patient id, phone or body in it)."""
+        authorize(caller, "patient.read")
+        try:
+            wanted = [uuid.UUID(i) for i in ids.split(",") if i.strip()]
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid_fields",
+                "Some fields are invalid.",
+                [{"field": "ids", "message": "must be comma-separated UUIDs"}],
+            ) from None
+        if len(wanted) > 200:
+            raise ApiError(
+                422,
+                "invalid_fields",
+                "Some fields are invalid.",
+                [{"field": "ids", "message": "at most 200 ids"}],
+            )
+        try:
+            teams = None if caller.teams is None else sorted(caller.teams)
+            return {"alerts": await ledger.page_statuses(pool(), wanted, teams)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 

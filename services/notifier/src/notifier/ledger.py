@@ -740,6 +740,33 @@ async def for_patient(pool: asyncpg.Pool, patient_id: str) -> list[dict[str, Any
     ]
 
 
+async def page_statuses(
+    pool: asyncpg.Pool, ids: list[uuid.UUID], teams: list[str] | None
+) -> list[dict[str, Any]]:
+    """Where each care-team alert's page stands (the console's worklist column), for the
+    alerts of ``teams`` (``None``: every team)."""
+    rows = await pool.fetch(
+        "SELECT notification_id, kind, status, urgency, sent_at, acknowledged_at,"
+        " escalations_done FROM notifier.notifications"
+        " WHERE notification_id = ANY($1::uuid[]) AND audience = 'care_team' AND root_id IS NULL"
+        " AND ($2::text[] IS NULL OR team = ANY($2::text[]))",
+        ids,
+        teams,
+    )
+    return [
+        {
+            "notification_id": str(r["notification_id"]),
+            "kind": r["kind"],
+            "status": r["status"],
+            "urgency": r["urgency"],
+            "sent_at": _iso(r["sent_at"]),
+            "acknowledged_at": _iso(r["acknowledged_at"]),
+            "escalations": r["escalations_done"],
+        }
+        for r in rows
+    ]
+
+
 def facts_of(row: asyncpg.Record) -> dict[str, Any]:
     """A row's ``facts`` (asyncpg hands ``jsonb`` over as text)."""
     raw = row["facts"]

@@ -102,6 +102,17 @@ for _audience in ("patient", "care_team"):
     DUE_TO_SEND.labels(_audience)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: What a database outage raises. Besides server errors and broken sockets, a connection
+#: the server dropped mid-query can be left "in another operation": the next query on it
+#: fails with ``InternalClientError`` (seen in the PostgreSQL drill, where it ended the
+#: clock loop for good); the pool replaces that connection, so it is retried like the rest.
+DATABASE_DOWN = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 def utcnow() -> dt.datetime:
@@ -248,7 +259,7 @@ class Notifier:
             try:
                 await handle(rec)
                 return
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_DOWN as exc:
                 log.warning("ledger unavailable, retrying: %s", type(exc).__name__)
                 beat()  # waiting for the database is not being stuck
                 await asyncio.sleep(delay)
@@ -490,7 +501,7 @@ class Notifier:
             beat()
             try:
                 sent = await self.dispatch_once()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_DOWN as exc:
                 log.warning("dispatch paused: %s", type(exc).__name__)
                 sent = 0
             if not sent:

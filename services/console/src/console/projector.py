@@ -1,0 +1,79 @@
+"""Feeds the read model from the topics: one consumer group, one transaction per batch,
+offsets committed only after the batch is in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from prometheus_client import Counter, Gauge
+from pydantic import ValidationError
+
+from console import projection
+from shared.events import parse_event
+from shared.topics import CARE_TEAM_EVENTS, CLOCK, DECISIONS, PATIENT_EVENTS, RECOVERY_EVENTS
+
+log = logging.getLogger(__name__)
+
+TOPICS = (PATIENT_EVENTS, DECISIONS, RECOVERY_EVENTS, CARE_TEAM_EVENTS, CLOCK)
+APPLIED = Counter("console_events_total", "Events consumed by the projection", ["outcome"])
+LAST_BATCH = Gauge("console_projection_last_batch_timestamp", "When a batch was last applied")
+for _outcome in ("applied", "ignored", "invalid"):
+    APPLIED.labels(_outcome)
+
+
+def consumer(bootstrap: str, group: str = "console") -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *TOPICS,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        client_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
+async def apply_batch(pool: asyncpg.Pool, values: list[bytes]) -> int:
+    """Apply raw events in order, in one transaction; returns how many were kept."""
+    events = []
+    for raw in values:
+        try:
+            events.append(parse_event(raw))
+        except (ValidationError, ValueError):
+            # The producing service dead-letters what it cannot read; here it is skipped.
+            APPLIED.labels("invalid").inc()
+    kept = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for event in events:
+            kept += await projection.apply(conn, event)
+    APPLIED.labels("applied").inc(kept)
+    APPLIED.labels("ignored").inc(len(events) - kept)
+    return kept
+
+
+async def run(pool: asyncpg.Pool, kafka: AIOKafkaConsumer, wake: asyncio.Event) -> None:
+    """Forever: take a batch, apply it (retrying while the database is down), commit."""
+    while True:
+        batches = await kafka.getmany(timeout_ms=500, max_records=500)
+        values: list[Any] = [r.value for records in batches.values() for r in records]
+        if not values:
+            continue
+        delay = 0.5
+        while True:
+            try:
+                await apply_batch(pool, values)
+                break
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("projection not applied, retrying: %s", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        try:
+            await kafka.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offset commit refused after a rebalance: %s", type(exc).__name__)
+        LAST_BATCH.set_to_current_time()
+        wake.set()
