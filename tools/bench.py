@@ -687,7 +687,7 @@ async def bench_recovery(stack: Stack, run: str, patients_wanted: int) -> dict[s
 
 
 def bench_scheduling(total: int = 1_000_000, due: int = 1_000) -> dict[str, Any]:
-    from assessor.rules import ClockTicked, Enrolled, PatientState, decide, next_due
+    from assessor.domain import ClockTicked, Enrolled, PatientState, decide, next_due
     from assessor.timers import TimerIndex
     from shared.events import CareTeam, PatientEnrolledPayload
 

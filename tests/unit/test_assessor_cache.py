@@ -1,4 +1,5 @@
-"""The assessor's speed-ups never change an answer: the decoded-state cache and the graded memo."""
+"""The assessor's speed-up never changes an answer: the decoded-state cache; and the graded
+history follows the profile and the reports (it is computed, never memoized)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import datetime as dt
 import uuid
 
 from assessor.cache import DecodedStates
-from assessor.rules import PatientState, Report, _graded
+from assessor.domain import PatientState, Report
+from assessor.domain.phases import graded as _graded
 from shared.events import PatientEnrolledPayload
 
 T0 = dt.datetime(2026, 3, 1, 15, tzinfo=dt.UTC)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from assessor.rules import Notify, day_number, next_due
+from assessor.domain import Notify, day_number, next_due
 from tests.unit.test_rules_kit import BACKUP, ON_CALL, Course
 
 # a course: (day, severity) reports in order, hour 12 local

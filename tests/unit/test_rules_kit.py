@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from zoneinfo import ZoneInfo
 
-from assessor.rules import (
+from assessor.domain import (
     DEFAULT_RULES,
     ClockTicked,
     ConsentUpdated,

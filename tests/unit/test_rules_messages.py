@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from assessor.rules import (
+from assessor.domain import (
     DEFAULT_RULES,
     ClockTicked,
     Enrolled,
@@ -263,7 +263,7 @@ def test_redelivered_report_changes_nothing() -> None:
     course = Course()
     first = course.report(5, 2)
     report = course.state.reports[-1]
-    from assessor.rules import Reported
+    from assessor.domain import Reported
 
     again = decide(course.state, Reported(report), course.local(9))
     assert len(first.commands) == 1
@@ -403,7 +403,7 @@ def test_naive_now_is_refused() -> None:
 
 
 def test_reports_before_enrollment_are_evaluated_at_enrollment() -> None:
-    from assessor.rules import Report, Reported
+    from assessor.domain import Report, Reported
 
     state = PatientState(patient_id="p-3")
     report = Report(

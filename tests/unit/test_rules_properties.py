@@ -2,7 +2,7 @@
 
 * determinism: the same inputs give the same decisions and state;
 * idempotence: a redelivered report changes nothing;
-* arrival order: as ``assessor.rules`` defines it — the same reports in any order give the
+* arrival order: as ``assessor.domain`` defines it — the same reports in any order give the
   same reports, stream time, phase and remission, and the raised alerts cover every alert
   the ordered history calls for (red flags exactly); delivered in order, exactly those;
 * no dedupe key is ever emitted twice, across a whole course with late and duplicate
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assessor.rules import (
+from assessor.domain import (
     ClockTicked,
     ConsentUpdated,
     Enrolled,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from assessor.domain import RED_FLAGS, red_flags
 from assessor.domain.redflags import findings, normalize
-from assessor.rules import RED_FLAGS, red_flags
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The assessor worker: faust agents stay thin; the rules live in ``assessor.rules``."""
+"""The assessor worker: faust agents stay thin; the rules live in ``assessor.domain``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from assessor import projection
 from assessor.cache import DecodedStates
-from assessor.rules import (
+from assessor.domain import (
     ALERT_URGENCY,
     AlertKind,
     ClockTicked,
@@ -34,7 +34,6 @@ from assessor.rules import (
     day_number,
     decide,
     next_due,
-    phase_of,
 )
 from assessor.settings import AssessorSettings
 from assessor.timers import TimerIndex, partition_of
@@ -175,12 +174,12 @@ def command_event(
     )
 
 
-def phase_event(before: PatientState | None, after: PatientState) -> PhaseChanged | None:
-    """``recovery.phase_changed`` when ``after`` is in another phase than ``before`` (the
-    console's lists by phase are fed by it); its id derives from the change, so a replayed
-    batch repeats it exactly."""
-    old = phase_of(before) if before is not None else None
-    new = phase_of(after)
+def phase_event(old: Phase | None, decision: Decision) -> PhaseChanged | None:
+    """``recovery.phase_changed`` when ``decision`` leaves the patient in another phase than
+    ``old`` (the console's lists by phase are fed by it); its id derives from the change, so
+    a replayed batch repeats it exactly."""
+    after = decision.state
+    new = decision.phase
     if new is None or new == old or after.profile is None or after.stream_time is None:
         return None
     at = after.stream_time
@@ -298,16 +297,16 @@ def create_app(settings: AssessorSettings) -> faust.App:
         rules cannot decide is left out and put in ``rejected`` (by its index) instead.
         """
         rejected.clear()
-        touched: dict[str, tuple[PatientState, int]] = {}
-        before: dict[str, PatientState] = {}
-        changed: dict[str, PatientState] = {}
+        touched: dict[str, tuple[Decision, int]] = {}
+        before: dict[str, Phase | None] = {}
+        changed: dict[str, Decision] = {}
         emitted: list[tuple[str, Notify, dt.datetime, str]] = []
         for i, (patient_id, inp, now, partition) in enumerate(work):
             seen = touched.get(patient_id)
             try:
-                state = seen[0] if seen is not None else load(patient_id)
+                state = seen[0].state if seen is not None else load(patient_id)
                 result: Decision = decide(state, inp, now)
-                before.setdefault(patient_id, state)
+                before.setdefault(patient_id, result.previous_phase)
             except Exception as exc:  # a rule bug or a bad stored state: this input only
                 rejected[i] = exc
                 continue
@@ -315,9 +314,9 @@ def create_app(settings: AssessorSettings) -> faust.App:
             team = profile.care_team.team if profile is not None else DEFAULT_TEAM
             emitted.extend((patient_id, cmd, now, team) for cmd in result.commands)
             if result.state != state:
-                changed[patient_id] = result.state
-            touched[patient_id] = (result.state, partition)
-        views = [v for s in changed.values() if (v := projection.recovery_view(s)) is not None]
+                changed[patient_id] = result
+            touched[patient_id] = (result, partition)
+        views = [v for d in changed.values() if (v := projection.recovery_view(d)) is not None]
         if views:
             await projection.save_many(await store.get(), views)
         sent = []
@@ -328,8 +327,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
                     value=encode_event(command_event(patient_id, cmd, now, team)),
                 )
             )
-        for patient_id, state in changed.items():
-            moved = phase_event(before.get(patient_id), state)
+        for patient_id, result in changed.items():
+            moved = phase_event(before.get(patient_id), result)
             if moved is not None:
                 sent.append(
                     await recovery_events.send(key=patient_id.encode(), value=encode_event(moved))
@@ -339,13 +338,13 @@ def create_app(settings: AssessorSettings) -> faust.App:
             DECISIONS_OUT.labels(cmd.kind).inc()
             if cmd.audience == "care_team" and cmd.kind in ALERT_URGENCY:
                 ALERTS.labels(cmd.kind, cmd.urgency).inc()
-        for patient_id, state in changed.items():
+        for patient_id, result in changed.items():
             # Reassign (never mutate) so the change reaches the changelog.
-            raw = state.model_dump_json().encode()
+            raw = result.state.model_dump_json().encode()
             states[patient_id.encode()] = raw
-            decoded.put(patient_id, raw, state)
-        for patient_id, (state, partition) in touched.items():
-            timers.set(partition, patient_id, next_due(state))
+            decoded.put(patient_id, raw, result.state)
+        for patient_id, (result, partition) in touched.items():
+            timers.set(partition, patient_id, result.next_due)
         return len(emitted)
 
     async def apply_until_done(work: list[Work], rejected: dict[int, Exception]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from assessor.rules import PatientState
+from assessor.domain import PatientState
 
 
 class DecodedStates:

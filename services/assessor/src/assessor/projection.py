@@ -8,32 +8,35 @@ from typing import Any
 
 import asyncpg
 
-from assessor.rules import PatientState, alerts_view, day_number, phase_of
+from assessor.domain import Decision, alerts_view, day_number
 from assessor.timers import partition_of
+from shared.timefmt import utc_z
 from shared.topics import PATIENT_PARTITIONS
 
 
-def recovery_view(state: PatientState) -> dict[str, Any] | None:
-    """The contract's recovery document for one patient, or None before enrollment."""
+def recovery_view(decision: Decision) -> dict[str, Any] | None:
+    """The contract's recovery document for one patient, or None before enrollment. The
+    phase and the reports' days come with the decision (the rules computed them once)."""
+    state = decision.state
     profile = state.profile
     if profile is None or state.stream_time is None:
         return None
     graded = [r for r in state.reports if r.severity is not None]
     return {
         "patient_id": state.patient_id,
-        "phase": phase_of(state),
+        "phase": decision.phase,
         "day": day_number(profile.surgery_date, state.stream_time, profile.timezone),
-        "stream_time": state.stream_time.isoformat().replace("+00:00", "Z"),
+        "stream_time": utc_z(state.stream_time),
         "baseline_severity": profile.baseline_severity,
         "latest_severity": graded[-1].severity if graded else None,
         "reports": [
             {
                 "event_id": str(r.event_id),
-                "occurred_at": r.occurred_at.isoformat().replace("+00:00", "Z"),
-                "day": day_number(profile.surgery_date, r.occurred_at, profile.timezone),
+                "occurred_at": utc_z(r.occurred_at),
+                "day": day,
                 "severity": r.severity,
             }
-            for r in state.reports
+            for r, day in zip(state.reports, decision.report_days, strict=True)
         ],
         "alerts": alerts_view(state),
         "surgery_date": profile.surgery_date,
@@ -118,7 +121,7 @@ async def load(pool: asyncpg.Pool, patient_id: str) -> tuple[dict[str, Any], str
         "patient_id": row["patient_id"],
         "phase": row["phase"],
         "day": day,
-        "stream_time": stream_time.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "stream_time": utc_z(stream_time),
         "baseline_severity": row["baseline_severity"],
         "latest_severity": row["latest_severity"],
         "reports": json.loads(row["reports"]),
