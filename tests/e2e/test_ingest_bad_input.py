@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, random_patient_id, random_phone
-from tests.e2e.test_ingest_support import (
+from tests.e2e.ingest_support import (
     PATIENT_EVENTS,
     PROVIDER_EVENTS,
     TopicWatch,

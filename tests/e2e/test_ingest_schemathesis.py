@@ -15,7 +15,7 @@ import pytest
 import schemathesis
 
 from tests.e2e.conftest import _token
-from tests.e2e.test_ingest_support import stack_is_simulated
+from tests.e2e.ingest_support import stack_is_simulated
 
 INGEST = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
 #: Per operation and phase; five operations keep the whole run well under a minute.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_ingest_support import (
+from tests.e2e.ingest_support import (
     PATIENT_EVENTS,
     PROVIDER_EVENTS,
     TopicWatch,

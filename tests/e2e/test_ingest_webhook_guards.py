@@ -12,7 +12,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_ingest_support import (
+from tests.e2e.ingest_support import (
     PATIENT_EVENTS,
     PROVIDER_EVENTS,
     PUBLIC_BASE_URL,

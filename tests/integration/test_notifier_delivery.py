@@ -25,8 +25,8 @@ from shared.events import (
     SymptomReported,
     encode_event,
 )
-from tests.integration import test_notifier_support as support
-from tests.integration.test_notifier_support import (
+from tests.integration import notifier_support as support
+from tests.integration.notifier_support import (
     FAST,
     NOW,
     Clock,

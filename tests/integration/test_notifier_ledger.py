@@ -15,9 +15,9 @@ from notifier.sms import SendError
 from notifier.templates import render
 from shared.events import encode_event
 from shared.topics import DEADLETTER
-from tests.integration import test_notifier_support as support
+from tests.integration import notifier_support as support
 from tests.integration.conftest import KAFKA_BOOTSTRAP
-from tests.integration.test_notifier_support import (
+from tests.integration.notifier_support import (
     NOW,
     Clock,
     ScriptedSender,

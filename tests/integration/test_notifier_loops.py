@@ -23,9 +23,9 @@ from shared.events import (
     encode_event,
 )
 from shared.supervisor import Supervisor
-from tests.integration import test_notifier_support as support
+from tests.integration import notifier_support as support
 from tests.integration.conftest import KAFKA_BOOTSTRAP
-from tests.integration.test_notifier_support import FAST, NOW, ScriptedSender, page, scratch_topic
+from tests.integration.notifier_support import FAST, NOW, ScriptedSender, page, scratch_topic
 
 ledger_pool = support.ledger_pool  # fixtures
 producer = support.producer

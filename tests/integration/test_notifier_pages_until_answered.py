@@ -19,8 +19,8 @@ from notifier import metrics as ledger_metrics
 from notifier.service import Notifier
 from notifier.sms import SendError, SendResult
 from shared.events import AckReceived, encode_event
-from tests.integration import test_notifier_support as support
-from tests.integration.test_notifier_support import (
+from tests.integration import notifier_support as support
+from tests.integration.notifier_support import (
     NOW,
     Clock,
     Record,

@@ -17,10 +17,10 @@ from notifier import ledger
 from notifier.service import Notifier, SimulatedClock
 from notifier.sms import SendError
 from shared.events import AckReceived, ClockAdvanced, encode_event
-from tests.integration import test_notifier_support as support
+from tests.integration import notifier_support as support
 from tests.integration.conftest import KAFKA_BOOTSTRAP
 from tests.integration.test_notifier_delivery import status_event
-from tests.integration.test_notifier_support import (
+from tests.integration.notifier_support import (
     NOW,
     Clock,
     Record,

@@ -11,8 +11,8 @@ import asyncpg
 from notifier.sms import SendError, SendResult
 from notifier.voice import ACK_KEY
 from shared.events import encode_event
-from tests.integration import test_notifier_support as support
-from tests.integration.test_notifier_support import (
+from tests.integration import notifier_support as support
+from tests.integration.notifier_support import (
     NOW,
     Clock,
     Record,

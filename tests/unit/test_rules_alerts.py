@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from assessor.domain import Notify, day_number, next_due
-from tests.unit.test_rules_kit import BACKUP, ON_CALL, Course
+from tests.unit.rules_kit import BACKUP, ON_CALL, Course
 
 # a course: (day, severity) reports in order, hour 12 local
 Reports = list[tuple[int, int]]

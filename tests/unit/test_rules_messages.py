@@ -16,7 +16,7 @@ from assessor.domain import (
     decide,
     next_due,
 )
-from tests.unit.test_rules_kit import PHONE, SURGERY, Course, new_id, profile
+from tests.unit.rules_kit import PHONE, SURGERY, Course, new_id, profile
 
 SCHEDULE = [1, 2, 3, 7, 14, 21, 28, *range(42, 183, 14), 212, 242, 272, 302, 332, 362]
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from assessor.domain import day_number, in_remission
-from tests.unit.test_rules_kit import SURGERY, Course
+from tests.unit.rules_kit import SURGERY, Course
 
 UTC = dt.UTC
 

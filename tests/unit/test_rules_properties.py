@@ -36,7 +36,7 @@ from assessor.domain import (
     next_due,
     phase_of,
 )
-from tests.unit.test_rules_kit import at_local, profile
+from tests.unit.rules_kit import at_local, profile
 
 TZS = ["America/Chicago", "Asia/Tokyo", "Pacific/Honolulu", "Europe/Berlin", "America/Los_Angeles"]
 SURGERIES = [dt.date(2026, 3, 2), dt.date(2026, 10, 20), dt.date(2026, 1, 15)]

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from pydantic import ValidationError
 
 from assessor import projection
+from assessor.batches import apply_until_done
 from assessor.cache import DecodedStates
 from assessor.domain import (
     ALERT_URGENCY,
@@ -75,10 +76,6 @@ BATCH = Histogram(
     "assessor_batch_events",
     "Events per patient-events batch",
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000),
-)
-APPLY_RETRIES = Counter(
-    "assessor_apply_retries_total",
-    "Batches retried after a database or broker error (the stream waits meanwhile)",
 )
 DEAD = Counter("assessor_dead_letters_total", "Messages sent to the dead-letter topic", ["topic"])
 # Computed from the read model on each scrape (every replica reports the whole cohort:
@@ -294,7 +291,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
         then does the state table change. A crash at any point before the state changes
         leaves the old state, and the redelivered batch decides the same again (decision ids
         and dedupe keys are deterministic; the read model upsert is idempotent). An input the
-        rules cannot decide is left out and put in ``rejected`` (by its index) instead.
+        rules cannot decide is left out and put in ``rejected`` (by its index) instead; any
+        other error is raised for ``batches.apply_until_done`` to retry or isolate.
         """
         rejected.clear()
         touched: dict[str, tuple[Decision, int]] = {}
@@ -347,23 +345,6 @@ def create_app(settings: AssessorSettings) -> faust.App:
             timers.set(partition, patient_id, result.next_due)
         return len(emitted)
 
-    async def apply_until_done(work: list[Work], rejected: dict[int, Exception]) -> int:
-        """``apply``, retried until it succeeds: a database or broker outage holds the stream
-        (nothing is acknowledged) instead of losing the batch. Retrying is safe because
-        nothing changes the state before the last step, and what went out before a failure
-        (the read model, decisions) is repeated identically."""
-        delay = 0.1
-        while True:
-            try:
-                return await apply(work, rejected)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                APPLY_RETRIES.inc()
-                log.warning("batch not applied (%s); retrying in %.1fs", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
     async def on_patient_events(events: list[Any]) -> None:
         """One batch from ``patient-events.v1``: unparseable events to the dead letters."""
         t0 = time.perf_counter()
@@ -392,16 +373,16 @@ def create_app(settings: AssessorSettings) -> faust.App:
             return
         rejected: dict[int, Exception] = {}
         async with applying:
-            emitted = await apply_until_done(work, rejected)
+            emitted = await apply_until_done(apply, work, rejected)
         for i, error in rejected.items():
             EVENTS.labels(PATIENT_EVENTS, applied[i][1], "dead_letter").inc()
             log.error(
-                "event the rules could not decide sent to the dead-letter topic: %s",
+                "event the assessor could not apply sent to the dead-letter topic: %s",
                 type(error).__name__,
                 extra={"event_id": applied[i][0], "patient": patient_ref(applied[i][2])},
             )
             await dead_letter(
-                sources[i].key, sources[i].value, PATIENT_EVENTS, f"undecidable: {describe(error)}"
+                sources[i].key, sources[i].value, PATIENT_EVENTS, f"not applied: {describe(error)}"
             )
         applied = [a for i, a in enumerate(applied) if i not in rejected]
         BATCH.observe(len(events))
@@ -443,10 +424,10 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 due = timers.pop_due(partition, now)
                 work: list[Work] = [(p, ClockTicked(), now, partition) for p in due]
                 rejected: dict[int, Exception] = {}
-                await apply_until_done(work, rejected)
+                await apply_until_done(apply, work, rejected)
         for i, error in rejected.items():
             log.error(
-                "a due patient the rules could not decide: %s",
+                "a due patient the assessor could not apply: %s",
                 type(error).__name__,
                 extra={"partition": partition, "patient": patient_ref(work[i][0])},
             )

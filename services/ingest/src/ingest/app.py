@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
@@ -63,6 +62,7 @@ from shared.logs import patient_ref
 from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
 from shared.supervisor import Supervisor
 from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EVENTS
+from shared.transient import UNAVAILABLE
 from shared.web import (
     ApiError,
     BodyLimitMiddleware,
@@ -74,16 +74,6 @@ from shared.web import (
 )
 
 log = logging.getLogger(__name__)
-
-UNAVAILABLE = (
-    KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    OSError,
-    asyncio.TimeoutError,
-)
 
 #: Idempotency keys are ids clients choose: printable ASCII, no spaces.
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"

@@ -1,6 +1,6 @@
 """Shared helpers for the rules tests: a patient's course driven through ``decide``.
 
-(No tests here; the module name only keeps it among the files the rules work owns.)
+(No tests here: a helper module, so pytest does not collect it.)
 """
 
 from __future__ import annotations
