@@ -8,9 +8,13 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from shared.kafka import create_producer
+from tests.e2e.topic_watch import PATIENT_EVENTS, PROVIDER_EVENTS, TopicWatch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +57,27 @@ async def stack() -> AsyncIterator[Stack]:
     yield Stack(*clients, token=token)
     for c in clients:
         await c.aclose()
+
+
+@pytest.fixture(scope="module")
+async def topics() -> AsyncIterator[TopicWatch]:
+    async with TopicWatch(PATIENT_EVENTS, PROVIDER_EVENTS) as w:
+        yield w
+
+
+@pytest.fixture
+async def watch(topics: TopicWatch) -> TopicWatch:
+    await topics.mark()
+    return topics
+
+
+@pytest.fixture
+async def decisions() -> AsyncIterator[Any]:
+    """A producer onto the stack's ``decisions.v1``, as the assessor writes it."""
+    producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e")
+    await producer.start()
+    yield producer
+    await producer.stop()
 
 
 def random_phone() -> str:

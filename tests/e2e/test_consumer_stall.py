@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_walking_skeleton import enroll
+from tests.e2e.daytime import enroll
 from tools.client import ROOT, eventually
 
 SESSION_TIMEOUT_S = 10  # aiokafka's default session_timeout_ms, which the notifier keeps

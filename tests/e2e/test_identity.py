@@ -23,6 +23,7 @@ from shared.auth import Authenticator, OidcConfig, Unauthorized
 from shared.events import SendNotification
 from shared.kafka import create_producer, publish
 from shared.topics import DECISIONS
+from tests.decisions import LONG_AGO, decision
 from tests.e2e.conftest import (
     Stack,
     daytime_zone,
@@ -35,7 +36,6 @@ from tools.client import eventually
 
 pytestmark = pytest.mark.e2e
 
-LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 #: Who calls: demo users (password grant via hfs-cli) and integration clients.
 PEOPLE = ("ana.clinician", "ben.approver", "olga.operator", "adam.admin")
@@ -93,28 +93,17 @@ def enrollment(patient_id: str, team: str, zone: str, today: dt.date) -> dict[st
 
 
 def page(patient_id: str, team: str, to: str) -> SendNotification:
-    key = f"{patient_id}:worsening:identity-e2e"
-    return SendNotification.model_validate(
-        {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
-            "occurred_at": LONG_AGO,
-            "recorded_at": LONG_AGO,
-            "patient_id": patient_id,
-            "source": "assessor",
-            "payload": {
-                "dedupe_key": key,
-                "kind": "worsening",
-                "audience": "care_team",
-                "urgency": "urgent",
-                "to": to,
-                "language": "en",
-                "timezone": "America/Chicago",
-                "due_at": LONG_AGO,
-                "facts": {"day": 40, "severity": 4, "baseline_severity": 3},
-                "rule": "worsening.above_baseline",
-                "team": team,
-            },
-        }
+    return decision(
+        patient_id,
+        "worsening",
+        at=LONG_AGO,
+        key=f"{patient_id}:worsening:identity-e2e",
+        audience="care_team",
+        urgency="urgent",
+        to=to,
+        facts={"day": 40, "severity": 4, "baseline_severity": 3},
+        rule="worsening.above_baseline",
+        team=team,
     )
 
 

@@ -14,8 +14,6 @@ import pytest
 
 from tests.e2e.conftest import Stack, random_patient_id, random_phone
 from tests.e2e.ingest_support import (
-    PATIENT_EVENTS,
-    PROVIDER_EVENTS,
     TopicWatch,
     clock_now,
     enroll,
@@ -42,18 +40,6 @@ def report(pid: str, /, **changes: Any) -> dict[str, Any]:
 @pytest.fixture
 async def patient(stack: Stack) -> dict[str, Any]:
     return await enroll(stack)
-
-
-@pytest.fixture(scope="module")
-async def topics() -> AsyncIterator[TopicWatch]:
-    async with TopicWatch(PATIENT_EVENTS, PROVIDER_EVENTS) as w:
-        yield w
-
-
-@pytest.fixture
-async def watch(topics: TopicWatch) -> TopicWatch:
-    await topics.mark()
-    return topics
 
 
 async def assert_refused(

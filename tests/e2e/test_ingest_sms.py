@@ -7,10 +7,7 @@ in the assessor's read API; a texted "STOP" becomes a ConsentChanged event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from tests.e2e.conftest import Stack
 from tests.e2e.ingest_support import (
@@ -23,18 +20,6 @@ from tests.e2e.ingest_support import (
     new_sid,
     post_webhook,
 )
-
-
-@pytest.fixture(scope="module")
-async def topics() -> AsyncIterator[TopicWatch]:
-    async with TopicWatch(PATIENT_EVENTS, PROVIDER_EVENTS) as w:
-        yield w
-
-
-@pytest.fixture
-async def watch(topics: TopicWatch) -> TopicWatch:
-    await topics.mark()
-    return topics
 
 
 async def text(stack: Stack, phone: str, body: str) -> dict[str, Any]:

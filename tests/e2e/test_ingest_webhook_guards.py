@@ -4,8 +4,6 @@ re-enrollment after STOP (consent stays off). On the running stack."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from starlette.datastructures import ImmutableMultiDict
@@ -13,8 +11,6 @@ from twilio.request_validator import RequestValidator
 
 from tests.e2e.conftest import Stack
 from tests.e2e.ingest_support import (
-    PATIENT_EVENTS,
-    PROVIDER_EVENTS,
     PUBLIC_BASE_URL,
     TWILIO_AUTH_TOKEN,
     TopicWatch,
@@ -23,18 +19,6 @@ from tests.e2e.ingest_support import (
     inbound_form,
     sign,
 )
-
-
-@pytest.fixture(scope="module")
-async def topics() -> AsyncIterator[TopicWatch]:
-    async with TopicWatch(PATIENT_EVENTS, PROVIDER_EVENTS) as w:
-        yield w
-
-
-@pytest.fixture
-async def watch(topics: TopicWatch) -> TopicWatch:
-    await topics.mark()
-    return topics
 
 
 async def post_pairs(

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from shared.events import SendNotification
-from shared.kafka import create_producer, publish
+from shared.kafka import publish
 from shared.topics import DECISIONS
+from tests.decisions import LONG_AGO
+from tests.decisions import decision as make_decision
 from tests.e2e.conftest import Stack, random_patient_id, random_phone
 
 pytestmark = pytest.mark.e2e
@@ -43,40 +43,20 @@ STATUSES = {
     "acknowledged",
     "escalated",
 }
-LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)  # due whatever the stack's clock says
-
-
-@pytest.fixture
-async def decisions() -> AsyncIterator[Any]:
-    producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def decision(patient_id: str, kind: str, audience: str, urgency: str, to: str) -> SendNotification:
-    key = f"{patient_id}:{kind}:e2e"
-    return SendNotification.model_validate(
-        {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
-            "occurred_at": LONG_AGO,
-            "recorded_at": LONG_AGO,
-            "patient_id": patient_id,
-            "source": "assessor",
-            "payload": {
-                "dedupe_key": key,
-                "kind": kind,
-                "audience": audience,
-                "urgency": urgency,
-                "to": to,
-                "backup_to": random_phone() if audience == "care_team" else None,
-                "language": "en",
-                "timezone": "America/Chicago",
-                "due_at": LONG_AGO,
-                "facts": {"day": 40, "severity": 4, "baseline_severity": 3},
-                "rule": "worsening.above_baseline" if audience == "care_team" else None,
-            },
-        }
+    return make_decision(
+        patient_id,
+        kind,
+        at=LONG_AGO,
+        key=f"{patient_id}:{kind}:e2e",
+        audience=audience,
+        urgency=urgency,
+        to=to,
+        backup_to=random_phone() if audience == "care_team" else None,
+        facts={"day": 40, "severity": 4, "baseline_severity": 3},
+        rule="worsening.above_baseline" if audience == "care_team" else None,
     )
 
 

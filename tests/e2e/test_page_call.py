@@ -7,54 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from shared.events import SendNotification
-from shared.kafka import create_producer, publish
+from shared.kafka import publish
 from shared.topics import DECISIONS
+from tests.decisions import LONG_AGO, decision
 from tests.e2e.conftest import Stack, random_patient_id, random_phone
 
 pytestmark = pytest.mark.e2e
 
-LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)  # due whatever the stack's clock says
-
-
-@pytest.fixture
-async def decisions() -> AsyncIterator[Any]:
-    producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e-call")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
 
 def urgent_page(patient_id: str, on_call: str, backup: str) -> SendNotification:
-    key = f"{patient_id}:red_flag:e2e-call"
-    return SendNotification.model_validate(
-        {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
-            "occurred_at": LONG_AGO,
-            "recorded_at": LONG_AGO,
-            "patient_id": patient_id,
-            "source": "assessor",
-            "payload": {
-                "dedupe_key": key,
-                "kind": "red_flag",
-                "audience": "care_team",
-                "urgency": "urgent",
-                "to": on_call,
-                "backup_to": backup,
-                "language": "en",
-                "timezone": "America/Chicago",
-                "due_at": LONG_AGO,
-                "facts": {"day": 3, "evidence": "facial droop"},
-                "rule": "red_flag.facial_weakness",
-            },
-        }
+    return decision(
+        patient_id,
+        "red_flag",
+        at=LONG_AGO,
+        key=f"{patient_id}:red_flag:e2e-call",
+        audience="care_team",
+        urgency="urgent",
+        to=on_call,
+        backup_to=backup,
+        facts={"day": 3, "evidence": "facial droop"},
+        rule="red_flag.facial_weakness",
     )
 
 

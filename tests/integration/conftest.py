@@ -6,19 +6,26 @@ Each test gets a scratch database, so nothing here races the running services.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
+import httpx
 import pytest
 
-from shared.db import create_pool
-
-DATABASE_URL = os.environ.get(
-    "DATABASE_URL", "postgresql://recovery:recovery@127.0.0.1:55432/recovery"
+from shared.db import create_pool, migrate
+from shared.kafka import create_producer
+from sms_sandbox.app import create_app as create_sandbox
+from sms_sandbox.settings import SandboxSettings
+from tests.integration.notifier_support import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    SERVICE_NUMBER,
+    SandboxServer,
+    scratch_topic,
 )
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+from tests.integration.stack_env import DATABASE_URL, KAFKA_BOOTSTRAP
+from tests.servers import ServerThread
 
 
 @pytest.fixture
@@ -48,3 +55,58 @@ async def pool(scratch_db_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(scratch_db_url)
     yield p
     await p.close()
+
+
+# --- the notifier's: its ledger schema, a producer, scratch topics, an SMS sandbox ----------
+
+
+@pytest.fixture
+async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
+    assert await migrate(pool, "notifier", "notifier") == [
+        "001_ledger",
+        "002_delivery",
+        "003_pages_until_answered",
+        "004_voice",
+        "005_team",
+    ]
+    assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
+    return pool
+
+
+@pytest.fixture
+async def producer():  # type: ignore[no-untyped-def]
+    p = create_producer(KAFKA_BOOTSTRAP, "it-notifier")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture
+async def patient_topic() -> str:
+    """A scratch stand-in for ``patient-events.v1`` (the stack's own is left alone)."""
+    return await scratch_topic("it-patient-events-", 1)
+
+
+@pytest.fixture(scope="module")
+def sandbox_thread() -> Iterator[str]:
+    settings = SandboxSettings(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        from_number=SERVICE_NUMBER,
+        status_callback_url=None,
+        public_base_url="http://127.0.0.1:9",
+        callback_delay_ms=20,
+        callback_attempts=1,
+        callback_timeout_s=0.5,
+    )
+    with ServerThread(create_sandbox(settings)) as server:
+        yield server.url
+
+
+@pytest.fixture
+async def sandbox(sandbox_thread: str) -> AsyncIterator[SandboxServer]:
+    async with httpx.AsyncClient(base_url=sandbox_thread, timeout=10) as http:
+        await http.delete("/sandbox/messages")
+        await http.post("/sandbox/faults", json={"mode": "none"})
+        yield SandboxServer(sandbox_thread, http)
+        await http.post("/sandbox/faults", json={"mode": "none"})

@@ -7,25 +7,19 @@ import asyncio
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from notifier.service import Notifier, Policy
 from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender, TwilioSmsSender
-from shared.db import migrate
-from shared.events import SendNotification, parse_event
-from shared.kafka import create_producer
+from shared.events import MessageStatusReported, SendNotification, encode_event, parse_event
 from shared.topics import TopicSpec, ensure_topics
-from sms_sandbox.app import create_app as create_sandbox
-from sms_sandbox.settings import SandboxSettings
-from tests.integration.conftest import KAFKA_BOOTSTRAP
-from tests.unit.test_sandbox import ServerThread
+from tests.decisions import decision as make_decision
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
 NOW = dt.datetime(2026, 5, 1, 15, tzinfo=dt.UTC)
 ACCOUNT_SID = "AC" + "5eed" * 8
@@ -81,27 +75,19 @@ def decision(
     facts: dict[str, Any] | None = None,
     key: str | None = None,
 ) -> SendNotification:
-    key = key or f"{patient_id}:{kind}:{uuid.uuid4()}"
-    return SendNotification.model_validate(
-        {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, key)),
-            "occurred_at": NOW,
-            "recorded_at": NOW,
-            "patient_id": patient_id,
-            "source": "assessor",
-            "payload": {
-                "dedupe_key": key,
-                "kind": kind,
-                "audience": audience,
-                "urgency": urgency,
-                "to": to,
-                "backup_to": backup_to,
-                "language": language,
-                "timezone": "America/Chicago",
-                "due_at": due_at,
-                "facts": facts or {},
-            },
-        }
+    """A decision recorded at ``NOW``, in Spanish unless told otherwise."""
+    return make_decision(
+        patient_id,
+        kind,
+        at=NOW,
+        key=key,
+        audience=audience,
+        urgency=urgency,
+        to=to,
+        backup_to=backup_to,
+        language=language,
+        due_at=due_at,
+        facts=facts,
     )
 
 
@@ -120,27 +106,6 @@ def random_phone() -> str:
     return "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
 
 
-@pytest.fixture
-async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
-    assert await migrate(pool, "notifier", "notifier") == [
-        "001_ledger",
-        "002_delivery",
-        "003_pages_until_answered",
-        "004_voice",
-        "005_team",
-    ]
-    assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
-    return pool
-
-
-@pytest.fixture
-async def producer():  # type: ignore[no-untyped-def]
-    p = create_producer(KAFKA_BOOTSTRAP, "it-notifier")
-    await p.start()
-    yield p
-    await p.stop()
-
-
 async def scratch_topic(prefix: str, partitions: int) -> str:
     """A new topic; retried while the broker's metadata has not caught up with its creation
     (``ensure_topics`` may describe it with 0 partitions right after creating it)."""
@@ -154,12 +119,6 @@ async def scratch_topic(prefix: str, partitions: int) -> str:
                 raise
             await asyncio.sleep(0.25)
     raise AssertionError("unreachable")
-
-
-@pytest.fixture
-async def patient_topic() -> str:
-    """A scratch stand-in for ``patient-events.v1`` (the stack's own is left alone)."""
-    return await scratch_topic("it-patient-events-", 1)
 
 
 FAST = Policy(
@@ -242,6 +201,20 @@ class Record:
     key: bytes | None = None
 
 
+def status_event(sid: str, status: str, error_code: int | None = None) -> Record:
+    event = MessageStatusReported.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": NOW,
+            "recorded_at": NOW,
+            "patient_id": None,
+            "source": "ingest",
+            "payload": {"message_sid": sid, "status": status, "error_code": error_code},
+        }
+    )
+    return Record(encode_event(event))
+
+
 # --- an SMS sandbox of our own (the stack's is shared with other tests) --------------------
 
 
@@ -271,28 +244,3 @@ class SandboxServer:
         r = await self.http.get("/sandbox/messages", params={"to": to} if to else None)
         r.raise_for_status()
         return [m for m in r.json()["messages"] if m["direction"] == "outbound-api"]
-
-
-@pytest.fixture(scope="module")
-def sandbox_thread() -> Iterator[str]:
-    settings = SandboxSettings(
-        account_sid=ACCOUNT_SID,
-        auth_token=AUTH_TOKEN,
-        from_number=SERVICE_NUMBER,
-        status_callback_url=None,
-        public_base_url="http://127.0.0.1:9",
-        callback_delay_ms=20,
-        callback_attempts=1,
-        callback_timeout_s=0.5,
-    )
-    with ServerThread(create_sandbox(settings)) as server:
-        yield server.url
-
-
-@pytest.fixture
-async def sandbox(sandbox_thread: str) -> AsyncIterator[SandboxServer]:
-    async with httpx.AsyncClient(base_url=sandbox_thread, timeout=10) as http:
-        await http.delete("/sandbox/messages")
-        await http.post("/sandbox/faults", json={"mode": "none"})
-        yield SandboxServer(sandbox_thread, http)
-        await http.post("/sandbox/faults", json={"mode": "none"})

@@ -12,7 +12,7 @@ from ingest.ticker import publish_tick
 from shared.events import ClockAdvanced, parse_event
 from shared.kafka import create_producer
 from shared.topics import PATIENT_PARTITIONS, TopicSpec, ensure_topics
-from tests.integration.conftest import KAFKA_BOOTSTRAP
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
 
 async def test_a_tick_lands_on_every_partition() -> None:

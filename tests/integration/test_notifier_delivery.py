@@ -20,12 +20,10 @@ from notifier.service import Notifier, Policy
 from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender
 from shared.events import (
     ConsentChanged,
-    MessageStatusReported,
     PatientEnrolled,
     SymptomReported,
     encode_event,
 )
-from tests.integration import notifier_support as support
 from tests.integration.notifier_support import (
     FAST,
     NOW,
@@ -38,13 +36,8 @@ from tests.integration.notifier_support import (
     page,
     random_phone,
     read_events,
+    status_event,
 )
-
-ledger_pool = support.ledger_pool  # fixtures
-producer = support.producer
-patient_topic = support.patient_topic
-sandbox_thread = support.sandbox_thread
-sandbox = support.sandbox
 
 
 def real_wall() -> dt.datetime:
@@ -379,20 +372,6 @@ async def test_consent_from_the_patient_stream(ledger_pool, producer) -> None:  
 
 
 # --- status callbacks ------------------------------------------------------------------------
-
-
-def status_event(sid: str, status: str, error_code: int | None = None) -> Record:
-    event = MessageStatusReported.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": NOW,
-            "recorded_at": NOW,
-            "patient_id": None,
-            "source": "ingest",
-            "payload": {"message_sid": sid, "status": status, "error_code": error_code},
-        }
-    )
-    return Record(encode_event(event))
 
 
 @pytest.mark.parametrize(

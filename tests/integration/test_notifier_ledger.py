@@ -15,8 +15,6 @@ from notifier.sms import SendError
 from notifier.templates import render
 from shared.events import encode_event
 from shared.topics import DEADLETTER
-from tests.integration import notifier_support as support
-from tests.integration.conftest import KAFKA_BOOTSTRAP
 from tests.integration.notifier_support import (
     NOW,
     Clock,
@@ -27,9 +25,7 @@ from tests.integration.notifier_support import (
     scratch_topic,
     statuses,
 )
-
-ledger_pool = support.ledger_pool  # fixtures
-producer = support.producer
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
 
 def notifier(pool: asyncpg.Pool, sender: ScriptedSender, producer, clock: Clock):  # type: ignore[no-untyped-def]

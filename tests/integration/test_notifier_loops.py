@@ -23,12 +23,8 @@ from shared.events import (
     encode_event,
 )
 from shared.supervisor import Supervisor
-from tests.integration import notifier_support as support
-from tests.integration.conftest import KAFKA_BOOTSTRAP
 from tests.integration.notifier_support import FAST, NOW, ScriptedSender, page, scratch_topic
-
-ledger_pool = support.ledger_pool  # fixtures
-producer = support.producer
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
 ON_CALL, BACKUP = "+15550001111", "+15550002222"
 

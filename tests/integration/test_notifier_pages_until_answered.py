@@ -19,7 +19,6 @@ from notifier import metrics as ledger_metrics
 from notifier.service import Notifier
 from notifier.sms import SendError, SendResult
 from shared.events import AckReceived, encode_event
-from tests.integration import notifier_support as support
 from tests.integration.notifier_support import (
     NOW,
     Clock,
@@ -28,9 +27,6 @@ from tests.integration.notifier_support import (
     make_notifier,
     page,
 )
-
-ledger_pool = support.ledger_pool  # fixtures
-producer = support.producer
 
 ON_CALL, BACKUP = "+15550001111", "+15550002222"
 

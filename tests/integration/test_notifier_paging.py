@@ -17,9 +17,6 @@ from notifier import ledger
 from notifier.service import Notifier, SimulatedClock
 from notifier.sms import SendError
 from shared.events import AckReceived, ClockAdvanced, encode_event
-from tests.integration import notifier_support as support
-from tests.integration.conftest import KAFKA_BOOTSTRAP
-from tests.integration.test_notifier_delivery import status_event
 from tests.integration.notifier_support import (
     NOW,
     Clock,
@@ -29,10 +26,9 @@ from tests.integration.notifier_support import (
     make_notifier,
     page,
     scratch_topic,
+    status_event,
 )
-
-ledger_pool = support.ledger_pool  # fixtures
-producer = support.producer
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
 ON_CALL, BACKUP = "+15550001111", "+15550002222"
 

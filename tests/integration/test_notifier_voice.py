@@ -11,7 +11,6 @@ import asyncpg
 from notifier.sms import SendError, SendResult
 from notifier.voice import ACK_KEY
 from shared.events import encode_event
-from tests.integration import notifier_support as support
 from tests.integration.notifier_support import (
     NOW,
     Clock,
@@ -20,9 +19,6 @@ from tests.integration.notifier_support import (
     make_notifier,
     page,
 )
-
-ledger_pool = support.ledger_pool  # fixtures
-producer = support.producer
 
 ON_CALL, BACKUP = "+15550001111", "+15550002222"
 

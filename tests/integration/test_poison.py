@@ -31,7 +31,7 @@ from shared.events import (
     encode_event,
 )
 from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
-from tests.integration.conftest import KAFKA_BOOTSTRAP
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 from tools.client import Stack, eventually
 
 POISON = b'{"type": "symptom.reported", "this is": "not an event"'

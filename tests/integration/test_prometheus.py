@@ -27,7 +27,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from shared.topics import DECISIONS
-from tests.integration.conftest import KAFKA_BOOTSTRAP
+from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"

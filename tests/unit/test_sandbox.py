@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import requests
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +30,7 @@ from twilio.rest import Client
 from sms_sandbox.app import create_app, twiml_replies
 from sms_sandbox.settings import SandboxSettings
 from sms_sandbox.twilio_wire import num_segments, rfc2822
+from tests.servers import ServerThread
 
 ACCOUNT_SID = "AC" + "1234abcd" * 4
 AUTH_TOKEN = "unit-test-auth-token"
@@ -41,34 +41,6 @@ SIGNED_INBOUND_URL = PUBLIC_BASE_URL + "/v1/twilio/inbound"
 
 
 # --- servers in threads -----------------------------------------------------------------------
-
-
-class ServerThread:
-    """uvicorn serving ``app`` on a free loopback port in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @dataclass
