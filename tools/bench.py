@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from tools.client import ROOT, Stack, api_token
+from tools.client import ROOT, Stack, api_token, end_offsets
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 INGEST = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
@@ -314,7 +314,9 @@ async def _bench_ingest(
                 out, _ = await proc.communicate()
             os.unlink(f.name)
             if isolated:  # let the consumers catch up before the next level
-                await wait_group("assessor", PATIENT_EVENTS, await end_offsets(PATIENT_EVENTS), 600)
+                await wait_group(
+                    "assessor", PATIENT_EVENTS, await end_offsets(BOOTSTRAP, PATIENT_EVENTS), 600
+                )
             line = next((x for x in out.decode().splitlines() if x.startswith("WRKJSON ")), None)
             if line is None:
                 raise RuntimeError(f"wrk failed: {out.decode()[-500:]}")
@@ -375,22 +377,6 @@ async def group_committed(group: str, topic: str) -> dict[int, int]:
         await admin.close()
 
 
-async def end_offsets(topic: str) -> dict[int, int]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
-    await c.start()
-    try:
-        parts = c.partitions_for_topic(topic) or set()
-        if not parts:
-            await c._client.force_metadata_update()
-            parts = c.partitions_for_topic(topic) or set()
-        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
-        return {tp.partition: off for tp, off in ends.items()}
-    finally:
-        await c.stop()
-
-
 async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -411,8 +397,10 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
     )
     enroll_s = time.perf_counter() - t
     # Let the enrollments drain so the backlog below is only reports.
-    await wait_group("assessor", PATIENT_EVENTS, await end_offsets(PATIENT_EVENTS), limit=600)
-    start = await end_offsets(PATIENT_EVENTS)
+    await wait_group(
+        "assessor", PATIENT_EVENTS, await end_offsets(BOOTSTRAP, PATIENT_EVENTS), limit=600
+    )
+    start = await end_offsets(BOOTSTRAP, PATIENT_EVENTS)
     events = [
         encode_event(
             SymptomReported(
@@ -440,7 +428,7 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
     finally:
         await producer.stop()
     produced_s = time.perf_counter() - t0
-    target = await end_offsets(PATIENT_EVENTS)
+    target = await end_offsets(BOOTSTRAP, PATIENT_EVENTS)
     print(
         f"  backlog of {reports} produced in {produced_s:.1f}s; waiting for the assessor",
         flush=True,
@@ -514,7 +502,9 @@ async def bench_e2e(stack: Stack, run: str, probes: int, background_rate: float)
     # Let the enrollments settle before measuring.
     from shared.topics import PATIENT_EVENTS
 
-    await wait_group("assessor", PATIENT_EVENTS, await end_offsets(PATIENT_EVENTS), limit=600)
+    await wait_group(
+        "assessor", PATIENT_EVENTS, await end_offsets(BOOTSTRAP, PATIENT_EVENTS), limit=600
+    )
     duration = probes / 4 + 10
     bg = None
     if background_rate > 0:
@@ -613,7 +603,7 @@ async def seed_patients(stack: Stack, run: str, missing: int) -> float:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    target = await end_offsets(PATIENT_EVENTS)
+    target = await end_offsets(BOOTSTRAP, PATIENT_EVENTS)
     await wait_group("assessor", PATIENT_EVENTS, target, limit=1800)
     return time.perf_counter() - t0
 
@@ -639,7 +629,7 @@ async def bench_recovery(stack: Stack, run: str, patients_wanted: int) -> dict[s
     finally:
         await conn.close()
     # What a restart replays: every record of the state changelog (before compaction).
-    changelog = sum((await end_offsets("assessor-patient-state-changelog")).values())
+    changelog = sum((await end_offsets(BOOTSTRAP, "assessor-patient-state-changelog")).values())
     pid_file = ROOT / ".run" / "pids" / "assessor.pid"
     pid = int(pid_file.read_text().strip())
     os.kill(pid, signal.SIGTERM)

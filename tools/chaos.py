@@ -40,6 +40,7 @@ import httpx
 
 from tools.bench import daytime_zone, enroll_many, patient_body, stack_now
 from tools.client import ROOT, Stack
+from tools.drills import chosen, verdict
 
 T = TypeVar("T")
 RED_FLAG = "my face is drooping and I have a fever"
@@ -402,15 +403,10 @@ async def main(only: list[str], per_drill: int, rate: float) -> bool:
         for name in only:
             print(f"drill {name} …", flush=True)
             r = await drill(stack, name, plan[name], now, rate)
-            passed = not r.failures
-            ok &= passed
-            print(
-                f"  {'PASS' if passed else 'FAIL'} {name}: {len(r.accepted)} accepted,"
-                f" {r.refused} refused after retries, {r.seconds:.0f} s",
-                flush=True,
+            summary = (
+                f"{len(r.accepted)} accepted, {r.refused} refused after retries, {r.seconds:.0f} s"
             )
-            for f in r.failures[:10]:
-                print(f"    - {f}")
+            ok &= verdict(name, r.failures, summary)
         return ok
 
 
@@ -420,10 +416,7 @@ def cli() -> None:
     parser.add_argument("--per-drill", type=int, default=50, help="reports per drill")
     parser.add_argument("--rate", type=float, default=3.0, help="reports per second")
     args = parser.parse_args()
-    only = [d for d in args.only.split(",") if d]
-    unknown = set(only) - set(DRILLS)
-    if unknown:
-        raise SystemExit(f"unknown drills: {sorted(unknown)}")
+    only = chosen(args.only, DRILLS)
     raise SystemExit(0 if asyncio.run(main(only, args.per_drill, args.rate)) else 1)
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from tools.bench import daytime_zone, enroll_many, patient_body, stack_now
 from tools.chaos import sh, unmet, up, wait_ready
 from tools.client import ROOT, Stack
+from tools.drills import chosen, verdict
 
 DRILLS = ("inbound", "provider", "loops")
 RED_FLAG = "my face is drooping and I have a fever"
@@ -192,12 +193,8 @@ async def main(only: list[str], texts: int, kafka_down: float, minutes: int) -> 
             else:
                 r = await asyncio.to_thread(drill_loops)
             await wait_ready()
-            passed = not r.failures
-            ok &= passed
             figures = ", ".join(f"{k} {v}" for k, v in r.figures.items())
-            print(f"  {'PASS' if passed else 'FAIL'} {name}: {figures}", flush=True)
-            for f in r.failures[:10]:
-                print(f"    - {f}")
+            ok &= verdict(name, r.failures, figures)
     return ok
 
 
@@ -208,10 +205,7 @@ def cli() -> None:
     parser.add_argument("--kafka-down", type=float, default=120.0, help="seconds")
     parser.add_argument("--provider-minutes", type=int, default=30, help="business minutes")
     args = parser.parse_args()
-    only = [d for d in args.only.split(",") if d]
-    unknown = set(only) - set(DRILLS)
-    if unknown:
-        raise SystemExit(f"unknown drills: {sorted(unknown)}")
+    only = chosen(args.only, DRILLS)
     ok = asyncio.run(main(only, args.texts, args.kafka_down, args.provider_minutes))
     raise SystemExit(0 if ok else 1)
 

@@ -148,6 +148,24 @@ async def eventually(probe: Any, within: float = 20.0, every: float = 0.2) -> An
         await asyncio.sleep(every)
 
 
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset of ``topic`` (metadata refreshed once for a topic this
+    client has not seen yet)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        if not parts:
+            await c._client.force_metadata_update()
+            parts = c.partitions_for_topic(topic) or set()
+        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await c.stop()
+
+
 async def consumers_caught_up(
     bootstrap: str, prefixes: tuple[str, ...] = ("assessor", "notifier")
 ) -> bool:

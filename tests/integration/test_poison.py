@@ -32,7 +32,7 @@ from shared.events import (
 )
 from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
-from tools.client import Stack, eventually
+from tools.client import Stack, end_offsets, eventually
 
 POISON = b'{"type": "symptom.reported", "this is": "not an event"'
 
@@ -70,18 +70,6 @@ async def dead_lettered(key: bytes, topic: str, since: dict[int, int], within: f
                         assert headers.get("reason"), "a dead letter carries its reason"
                         return headers["reason"]
         return b""
-    finally:
-        await c.stop()
-
-
-async def ends(topic: str) -> dict[int, int]:
-    c = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
-    await c.start()
-    try:
-        await c._client.force_metadata_update()
-        parts = c.partitions_for_topic(topic) or set()
-        got = await c.end_offsets([TopicPartition(topic, p) for p in parts])
-        return {tp.partition: o for tp, o in got.items()}
     finally:
         await c.stop()
 
@@ -130,7 +118,7 @@ async def test_patient_events(stack: Stack, producer: AIOKafkaProducer) -> None:
             "sms_consent": False,
         }
     )
-    since = await ends(DEADLETTER)
+    since = await end_offsets(KAFKA_BOOTSTRAP, DEADLETTER)
     await poison(producer, PATIENT_EVENTS, pid.encode(), None)  # same partition as the patient
     assert await dead_lettered(pid.encode(), PATIENT_EVENTS, since, within=180)
     # Several valid reports after it, spaced out: the partition keeps moving, not just once.
@@ -153,7 +141,7 @@ async def test_patient_events(stack: Stack, producer: AIOKafkaProducer) -> None:
 async def test_clock(stack: Stack, producer: AIOKafkaProducer) -> None:
     key = f"poison-{uuid.uuid4().hex[:10]}".encode()
     now, _ = await stack.clock()
-    since = await ends(DEADLETTER)
+    since = await end_offsets(KAFKA_BOOTSTRAP, DEADLETTER)
     await poison(producer, CLOCK, key, 0)
     # A valid tick that moves nothing: the clock as it stands.
     tick = ClockAdvanced(
@@ -170,7 +158,7 @@ async def test_clock(stack: Stack, producer: AIOKafkaProducer) -> None:
 
 async def test_decisions(stack: Stack, producer: AIOKafkaProducer) -> None:
     pid = f"poison-{uuid.uuid4().hex[:10]}"
-    since = await ends(DEADLETTER)
+    since = await end_offsets(KAFKA_BOOTSTRAP, DEADLETTER)
     await poison(producer, DECISIONS, pid.encode(), None)
     now = dt.datetime.now(dt.UTC)
     decision = SendNotification(
@@ -227,7 +215,7 @@ async def test_dead_letter_reason_quotes_no_input(
 ) -> None:
     key = f"poison-{uuid.uuid4().hex[:10]}".encode()
     phone = f"+1555{secrets.randbelow(10**7):07d}"
-    since = await ends(DEADLETTER)
+    since = await end_offsets(KAFKA_BOOTSTRAP, DEADLETTER)
     await producer.send_and_wait(topic, value=quoting(type_, phone), key=key)
     reason = await dead_lettered(key, topic, since, within=180)
     assert reason, "the invalid event was not dead-lettered"
@@ -238,7 +226,7 @@ async def test_dead_letter_reason_quotes_no_input(
 
 async def test_provider_events(producer: AIOKafkaProducer) -> None:
     key = f"poison-{uuid.uuid4().hex[:10]}".encode()
-    since = await ends(DEADLETTER)
+    since = await end_offsets(KAFKA_BOOTSTRAP, DEADLETTER)
     await poison(producer, PROVIDER_EVENTS, key, 0)
     now = dt.datetime.now(dt.UTC)
     status = MessageStatusReported(

@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
 
 from ingest import sms_parser
 from shared.events import (
@@ -41,6 +43,30 @@ ASK_OPEN_FOR = dt.timedelta(hours=24)
 
 def event_id_for(message_sid: str) -> uuid.UUID:
     return uuid.uuid5(SMS_NAMESPACE, f"twilio-inbound:{message_sid}")
+
+
+E = TypeVar("E", bound=Envelope)
+
+
+def _from_text(
+    kind: type[E],
+    event_id: uuid.UUID,
+    now: dt.datetime,
+    payload: BaseModel,
+    patient_id: str | None = None,
+) -> E:
+    """The event a text becomes: its id derives from the MessageSid (a replayed webhook is
+    the same event), and it happened when ingest received it."""
+    return kind.model_validate(
+        {
+            "event_id": event_id,
+            "occurred_at": now,
+            "recorded_at": now,
+            "patient_id": patient_id,
+            "source": "sms",
+            "payload": payload,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -158,12 +184,11 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
     event_id = event_id_for(text.message_sid)
 
     if isinstance(reply, sms_parser.Ack) and sender.is_care_team:
-        ack = AckReceived(
-            event_id=event_id,
-            occurred_at=now,
-            recorded_at=now,
-            source="sms",
-            payload=AckReceivedPayload(
+        ack = _from_text(
+            AckReceived,
+            event_id,
+            now,
+            AckReceivedPayload(
                 ack_code=reply.code, from_phone=text.from_phone, message_sid=text.message_sid
             ),
         )
@@ -185,15 +210,12 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
 
     if isinstance(reply, sms_parser.Stop | sms_parser.Start):
         consent = isinstance(reply, sms_parser.Start)
-        changed = ConsentChanged(
-            event_id=event_id,
-            occurred_at=now,
-            recorded_at=now,
-            patient_id=patient_id,
-            source="sms",
-            payload=ConsentChangedPayload(
-                sms_consent=consent, reason="start" if consent else "stop"
-            ),
+        changed = _from_text(
+            ConsentChanged,
+            event_id,
+            now,
+            ConsentChangedPayload(sms_consent=consent, reason="start" if consent else "stop"),
+            patient_id,
         )
         # Twilio confirms STOP itself (and refuses to deliver anything after it).
         confirm = texts.started(lang) if consent else None
@@ -206,13 +228,12 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
     if isinstance(reply, sms_parser.Help):
         return Outcome("help", texts.help(lang))
     if isinstance(reply, sms_parser.Report):
-        report = SymptomReported(
-            event_id=event_id,
-            occurred_at=now,
-            recorded_at=now,
-            patient_id=patient_id,
-            source="sms",
-            payload=SymptomReportedPayload(severity=reply.severity, note=reply.note, channel="sms"),
+        report = _from_text(
+            SymptomReported,
+            event_id,
+            now,
+            SymptomReportedPayload(severity=reply.severity, note=reply.note, channel="sms"),
+            patient_id,
         )
         return Outcome(
             "report",
@@ -233,13 +254,12 @@ def decide(text: InboundText, sender: Sender, now: dt.datetime, texts: Texts) ->
     note = reply.note if isinstance(reply, sms_parser.Unclear) else None
     if note:
         # Keep the words without a grade: a red flag must not wait for a reply.
-        noted = SymptomReported(
-            event_id=event_id,
-            occurred_at=now,
-            recorded_at=now,
-            patient_id=patient_id,
-            source="sms",
-            payload=SymptomReportedPayload(severity=None, note=note, channel="sms"),
+        noted = _from_text(
+            SymptomReported,
+            event_id,
+            now,
+            SymptomReportedPayload(severity=None, note=note, channel="sms"),
+            patient_id,
         )
         return Outcome("unclear", answer, (Publish(PATIENT_EVENTS, noted),), ask=ask)
     if asked:

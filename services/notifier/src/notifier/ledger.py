@@ -17,6 +17,7 @@ from typing import Any, Literal
 import asyncpg
 
 from shared.events import SendNotification
+from shared.timefmt import utc_z
 
 COLUMNS = (
     "notification_id, kind, audience, to_phone, status, dedupe_key, created_at, scheduled_for,"
@@ -713,7 +714,7 @@ async def _ack_chain(
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return utc_z(value) if value else None
 
 
 async def for_patient(pool: asyncpg.Pool, patient_id: str) -> list[dict[str, Any]]:

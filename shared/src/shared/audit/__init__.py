@@ -28,6 +28,7 @@ from typing import Any, Literal
 import asyncpg
 
 from shared.auth import Action, Forbidden, Principal, may, may_see_team
+from shared.timefmt import utc_z
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def decode_cursor(cursor: str) -> int:
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return utc_z(value)
 
 
 async def query(
