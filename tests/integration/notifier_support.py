@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from notifier.service import Notifier, Policy
 from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender, TwilioSmsSender
 from shared.events import MessageStatusReported, SendNotification, encode_event, parse_event
-from shared.topics import TopicSpec, ensure_topics
+from shared.topics import DECISIONS, TopicSpec, ensure_topics
 from tests.decisions import decision as make_decision
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
@@ -199,6 +199,7 @@ class Record:
 
     value: bytes
     key: bytes | None = None
+    topic: str = DECISIONS
 
 
 def status_event(sid: str, status: str, error_code: int | None = None) -> Record:

@@ -18,6 +18,7 @@ from shared.topics import DEADLETTER
 from tests.integration.notifier_support import (
     NOW,
     Clock,
+    Record,
     ScriptedSender,
     decision,
     make_notifier,
@@ -131,3 +132,23 @@ async def test_consumed_from_kafka_once_garbage_to_dead_letter(ledger_pool, prod
         await consumer.stop()
     assert await statuses(ledger_pool) == [("scheduled", 0)]
     assert garbage_key in await dead_letter_keys()
+
+
+async def test_a_decision_the_ledger_refuses_is_dead_lettered_and_the_next_goes_through(
+    ledger_pool, producer
+) -> None:  # type: ignore[no-untyped-def]
+    """A NUL character is valid JSON and a valid decision, but PostgreSQL refuses it in text
+    and jsonb: the same error every time, so retrying it would hold the partition forever."""
+    n = notifier(ledger_pool, ScriptedSender(), producer, Clock(NOW))
+    refused = decision("p-refused", facts={"evidence": "day 4: \x00 +15551230001"})
+    after = decision("p-after")
+    for event in (refused, after):
+        await asyncio.wait_for(n._until_done(n.on_record, Record(encode_event(event))), 30)
+    rows = await ledger_pool.fetch("SELECT dedupe_key FROM notifier.notifications")
+    assert [r["dedupe_key"] for r in rows] == [after.payload.dedupe_key]
+    letters = [
+        (key, value)
+        for key, value in await read_topic(DEADLETTER)
+        if value == encode_event(refused)
+    ]
+    assert letters, "the refused decision is not in the dead letters"

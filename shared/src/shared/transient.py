@@ -21,6 +21,10 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # a deadlock or serialization failure: the same transaction succeeds when run again
+    asyncpg.exceptions.TransactionRollbackError,
+    # what asyncpg raises when a connection breaks in the middle of its protocol
+    asyncpg.InternalClientError,
     OSError,  # connection refused or reset, and TimeoutError (a subclass)
 )
 

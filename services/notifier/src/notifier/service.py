@@ -41,6 +41,7 @@ from shared.kafka import publish
 from shared.logs import patient_ref
 from shared.supervisor import Loop, beat
 from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
+from shared.transient import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -253,13 +254,19 @@ class Notifier:
             log.warning("offset commit refused after a rebalance: %s", type(exc).__name__)
 
     async def _until_done(self, handle: Handler, rec: ConsumerRecord[Any, Any]) -> None:
-        """Never skip an event: while the database is down, wait and try again."""
+        """Never skip an event: while the database is down, wait and try again. A database
+        error that is not an outage (a value it refuses) fails the same way every time:
+        that record is dead-lettered, so it cannot hold the partition behind it."""
         delay = 0.5
         while True:
             try:
                 await handle(rec)
                 return
             except DATABASE_DOWN as exc:
+                if not is_transient(exc):
+                    log.error("record not applied, dead-lettered: %s", type(exc).__name__)
+                    await self._dead_letter(rec, rec.topic, f"not applied: {describe(exc)}")
+                    return
                 log.warning("ledger unavailable, retrying: %s", type(exc).__name__)
                 beat()  # waiting for the database is not being stuck
                 await asyncio.sleep(delay)
