@@ -41,7 +41,7 @@ from assessor.domain.model import (
     Report,
     Reported,
 )
-from assessor.domain.phases import graded, phase_at, phase_of, report_days
+from assessor.domain.phases import graded, phase_at, report_days
 from assessor.domain.schedule import advance, next_due
 from assessor.domain.settings import DEFAULT_RULES, RuleSettings
 from shared.events import PatientEnrolledPayload
@@ -52,17 +52,25 @@ def decide(
 ) -> Decision:
     """Fold one input into the state at ``now`` and say what to send."""
     now = utc(now)
-    previous = phase_of(state, rules)
+    profile = state.profile
+    # Each report's day, once: for the phase before this input, then (with the new report
+    # in its place) for the alerts, the phase after and the read model.
+    days = () if profile is None else report_days(state.reports, profile)
+    previous = _phase_at_stream_time(state, days, rules)
     new_report: Report | None = None
     if isinstance(event, Reported):
         new_report = event.report
         if any(r.event_id == new_report.event_id for r in state.reports):
             # a redelivered or replayed report changes nothing
-            return _decision(state, (), previous, previous, rules)
+            return _decision(state, (), previous, previous, rules, days)
         reports = tuple(
             sorted((*state.reports, new_report), key=lambda r: (r.occurred_at, str(r.event_id)))
         )
         state = state.model_copy(update={"reports": reports})
+        if profile is not None:
+            at = next(i for i, r in enumerate(reports) if r is new_report)
+            day = day_number(profile.surgery_date, new_report.occurred_at, profile.timezone)
+            days = (*days[:at], day, *days[at:])
     instants = [now]
     if state.stream_time is not None:
         instants.append(state.stream_time)
@@ -80,7 +88,8 @@ def decide(
         run.update(sms_consent=event.sms_consent)
     if run.state.profile is None:
         return _decision(run.state, tuple(run.commands), previous, None, rules)
-    days = report_days(run.state.reports, run.profile)
+    if run.state.profile is not profile:  # enrolled, or the profile changed: days move
+        days = report_days(run.state.reports, run.profile)
     phase = _evaluate(run, target, new_report, days)
     return _decision(run.state, tuple(run.commands), previous, phase, rules, days)
 
@@ -103,6 +112,16 @@ def _decision(
         report_days=days,
         next_due=next_due(state, rules),
     )
+
+
+def _phase_at_stream_time(
+    state: PatientState, days: tuple[int, ...], rules: RuleSettings
+) -> Phase | None:
+    """``phase_of(state)``, with the reports' days already known."""
+    if state.profile is None or state.stream_time is None:
+        return None
+    history = graded(state.reports, state.profile, days)
+    return phase_at(state.profile, history, state.stream_time, rules)
 
 
 def _enroll(run: Run, profile: PatientEnrolledPayload, at: dt.datetime) -> None:
