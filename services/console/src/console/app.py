@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -85,9 +86,10 @@ def create_app(
     htmx_file = assets / f"{HTMX[0]}-{HTMX[1]}" / HTMX[2]
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "console", "console")
+        app_.state.pool = pool  # the sign-in's sessions live in the console's schema too
         producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, "console")
         await producer.start()
         consumer = projector.consumer(settings.kafka_bootstrap, settings.group_id)
@@ -165,8 +167,18 @@ def create_app(
     @app.exception_handler(PageError)
     async def on_page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
-        if exc.status == 401 and state.get("login_path"):
-            return RedirectResponse(str(state["login_path"]), status_code=303)
+        if exc.status == 401:
+            if request.headers.get("HX-Request") == "true":
+                # htmx does not follow a redirect to the IdP: reload the page instead, and
+                # the page's own request is sent to sign-in.
+                return Response(status_code=401, headers={"HX-Refresh": "true"})
+            if state.get("login_path"):
+                here = request.url.path if request.method == "GET" else "/"
+                if request.method == "GET" and request.url.query:
+                    here += "?" + request.url.query
+                return RedirectResponse(
+                    f"{state['login_path']}?{urlencode({'next': here})}", status_code=303
+                )
         return templates.TemplateResponse(
             request, "error.html", {"title": exc.title, "message": exc.message, "user": None},
             status_code=exc.status,
@@ -390,6 +402,10 @@ def create_app(
             raise PageError(answer.status if answer.status in (403, 404, 422) else 503,
                             "Not recorded", answer.message)  # fmt: skip
         return RedirectResponse(f"/patients/{patient_id}?consent={choice}", status_code=303)
+
+    @app.get("/signed-out", response_class=HTMLResponse)
+    async def signed_out(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "signed_out.html", {"user": None})
 
     @app.get("/assets/htmx.min.js")
     async def htmx() -> Response:
