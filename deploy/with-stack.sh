@@ -12,7 +12,9 @@ started="" previous=""
 # a stack on other ports (PG_PORT, KAFKA_PORT) is the one tested.
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
 export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${PG_PORT:-55432}/recovery}"
-if ! "$DEPLOY_DIR/stack.sh" status 2>/dev/null | grep -q '^notifier: running'; then
+# (status read whole first: grep -q stopping early would fail the pipe under pipefail)
+status="$("$DEPLOY_DIR/stack.sh" status 2>/dev/null || true)"
+if ! grep -q '^notifier: running' <<<"$status"; then
   started=1
 else
   previous="$("$DEPLOY_DIR/stack.sh" mode)"

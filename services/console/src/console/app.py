@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -87,6 +87,13 @@ def create_app(
     assets = Path(settings.assets_dir)
     htmx_file = assets / f"{HTMX[0]}-{HTMX[1]}" / HTMX[2]
     trail = AuditTrail(settings.audit_url(), "console", wall)
+    # Logout is a form post answered by a redirect to the IdP's end-session endpoint, and
+    # browsers hold redirects after a form to form-action too: the issuer's origin is allowed.
+    issuer = urlsplit(settings.oidc_issuer)
+    headers = dict(SECURITY_HEADERS)
+    headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+        "form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}"
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
@@ -135,7 +142,7 @@ def create_app(
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
+        for k, v in headers.items():
             response.headers.setdefault(k, v)
         return response
 
