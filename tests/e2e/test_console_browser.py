@@ -344,3 +344,43 @@ async def test_a_clinician_of_another_team_gets_403_for_the_patient(
     await expect(page.locator("h1")).to_have_text("Not your patient")
     assert pid not in await page.locator("main").inner_text()
     await context.close()
+
+
+async def test_a_sign_in_is_bound_to_its_browser_and_its_state_is_single_use() -> None:
+    async def start(client: httpx.AsyncClient) -> tuple[dict[str, str], dict[str, str]]:
+        started = await client.get("/auth/login", params={"next": "//evil.example/"})
+        assert started.status_code == 303
+        to_idp = httpx.URL(started.headers["location"])
+        assert str(to_idp).startswith(ISSUER + "/protocol/openid-connect/auth?")
+        set_cookie = started.headers["set-cookie"]
+        for flag in ("HttpOnly", "Secure", "SameSite=lax", "Path=/auth"):
+            assert flag.lower() in set_cookie.lower(), set_cookie
+        # A Secure cookie: sent by hand, as a browser would to this loopback origin.
+        value = started.cookies["hfs-console-signin"]
+        return dict(to_idp.params), {"Cookie": f"hfs-console-signin={value}"}
+
+    async with httpx.AsyncClient(base_url=CONSOLE) as client:
+        params, browser_a = await start(client)
+        assert params["code_challenge_method"] == "S256"
+        assert params["response_type"] == "code"
+        assert len(params["state"]) >= 32
+        assert len(params["nonce"]) >= 32
+        _, browser_b = await start(client)
+
+        async def callback(headers: dict[str, str], state: str) -> httpx.Response:
+            return await client.get("/auth/callback", headers=headers,
+                                    params={"state": state, "code": "not-a-code"})  # fmt: skip
+
+        # Another browser cannot finish it, and a made-up state is refused.
+        other = await callback(browser_b, params["state"])
+        assert other.status_code == 400
+        assert "expired or was not started here" in other.text
+        assert (await callback(browser_a, "made-up")).status_code == 400
+        # A code the IdP never issued is refused, and the state is used up by trying.
+        bad = await callback(browser_a, params["state"])
+        assert bad.status_code == 400
+        assert "did not accept the code" in bad.text
+        again = await callback(browser_a, params["state"])
+        assert again.status_code == 400
+        assert "expired or was not started here" in again.text
+        assert "set-cookie" not in bad.headers

@@ -256,14 +256,14 @@ class OidcSignIn:
                 raise SignInFailed("This sign-in was not started in this browser.")
             pool: asyncpg.Pool = request.app.state.pool
             now = self.wall()
+            # Used up by its own browser's first try; another browser's try leaves it be.
             pending = await pool.fetchrow(
-                "DELETE FROM console.sign_ins WHERE state_hash = $1 RETURNING *", _hash(state)
+                "DELETE FROM console.sign_ins WHERE state_hash = $1 AND browser_hash = $2"
+                " RETURNING *",
+                _hash(state),
+                _hash(browser),
             )
-            if (
-                pending is None
-                or not hmac.compare_digest(pending["browser_hash"], _hash(browser))
-                or pending["expires_at"] <= now
-            ):
+            if pending is None or pending["expires_at"] <= now:
                 raise SignInFailed("This sign-in has expired or was not started here.")
             if error or not code:
                 # The IdP's error code (e.g. access_denied) says nothing about a patient.
