@@ -28,8 +28,4 @@ cleanup() {
 }
 trap cleanup EXIT
 SIMULATED_CLOCK=1 SWITCH_MODE=1 "$DEPLOY_DIR/stack.sh" up
-# The command finds the broker and the database as stack.sh does (a ports file moves them),
-# not at the default ports, where another stack may run.
-export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
-export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${PG_PORT:-55432}/recovery}"
 "$@"
