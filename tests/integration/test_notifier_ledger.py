@@ -152,23 +152,3 @@ async def test_a_decision_the_ledger_refuses_is_dead_lettered_and_the_next_goes_
         if value == encode_event(refused)
     ]
     assert letters, "the refused decision is not in the dead letters"
-
-
-async def test_a_record_no_retry_can_apply_is_dead_lettered_and_the_loop_carries_on(
-    ledger_pool, producer
-) -> None:  # type: ignore[no-untyped-def]
-    """A handler that fails the same way every time (a bug): the record is dead-lettered,
-    not raised (which would kill the loop and replay it into the same failure)."""
-    n = notifier(ledger_pool, ScriptedSender(), producer, Clock(NOW))
-    bad, good = (f"it-{name}-{secrets.token_hex(4)}".encode() for name in ("bad", "good"))
-    handled = []
-
-    async def handle(rec: Record) -> None:
-        if rec.key == bad:
-            raise KeyError("a field the handler expected")
-        handled.append(rec.key)
-
-    for key in (bad, good):
-        await asyncio.wait_for(n._until_done(handle, Record(b"{}", key)), 30)  # type: ignore[arg-type]
-    assert handled == [good]
-    assert any(key == bad for key, _ in await read_topic(DEADLETTER))

@@ -254,16 +254,15 @@ class Notifier:
             log.warning("offset commit refused after a rebalance: %s", type(exc).__name__)
 
     async def _until_done(self, handle: Handler, rec: ConsumerRecord[Any, Any]) -> None:
-        """Never skip an event: while the database is down, wait and try again. Any other
-        error (a value the database refuses, a bug) fails the same way every time: that
-        record is dead-lettered, so it can neither hold the partition behind it nor, by
-        killing the loop, be replayed into the same failure at every restart."""
+        """Never skip an event: while the database is down, wait and try again. A database
+        error that is not an outage (a value it refuses) fails the same way every time:
+        that record is dead-lettered, so it cannot hold the partition behind it."""
         delay = 0.5
         while True:
             try:
                 await handle(rec)
                 return
-            except Exception as exc:
+            except DATABASE_DOWN as exc:
                 if not is_transient(exc):
                     log.error("record not applied, dead-lettered: %s", type(exc).__name__)
                     await self._dead_letter(rec, rec.topic, f"not applied: {describe(exc)}")
