@@ -34,10 +34,10 @@ def phone() -> str:
     return "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
 
 
-async def enroll(stack: Stack, name: str, surgery: dt.date) -> tuple[str, str]:
+async def enroll(stack: Stack, surgery: dt.date) -> tuple[str, str]:
     patient_id, mobile = "demo-" + secrets.token_hex(3), phone()
     await stack.enroll({
-        "patient_id": patient_id, "name": name, "phone": mobile, "timezone": TZ,
+        "patient_id": patient_id, "phone": mobile, "timezone": TZ,
         "language": "en", "surgery_date": surgery.isoformat(), "baseline_severity": 3,
         "care_team": {"on_call": phone(), "backup": phone(), "timezone": TZ, "team": "team-a"},
         "sms_consent": True,
@@ -60,7 +60,7 @@ async def main() -> None:
         now, _ = await stack.clock()
         now = now or dt.datetime.now(dt.UTC)
         today = now.astimezone(ZoneInfo(TZ)).date()
-        first, mobile = await enroll(stack, "Maria Example", today - dt.timedelta(days=30))
+        first, mobile = await enroll(stack, today - dt.timedelta(days=30))
         surgery = today - dt.timedelta(days=30)
         for day, severity in COURSE:
             at = dt.datetime.combine(surgery + dt.timedelta(days=day), dt.time(18),
@@ -68,7 +68,7 @@ async def main() -> None:
             await stack.report({"patient_id": first, "occurred_at": at.isoformat(),
                                 "severity": severity, "source": "app"})  # fmt: skip
         await stack.text_in(mobile, "2 and my face is drooping on the left since this morning")
-        second, _ = await enroll(stack, "John Sample", today - dt.timedelta(days=10))
+        second, _ = await enroll(stack, today - dt.timedelta(days=10))
         await stack.report({
             "patient_id": second, "occurred_at": (now - dt.timedelta(hours=2)).isoformat(),
             "severity": 4, "note": "twitching much worse than before surgery", "source": "app",

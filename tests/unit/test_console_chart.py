@@ -29,6 +29,14 @@ def test_points_carry_the_alerts_whose_evidence_names_them() -> None:
     ]
 
 
+def test_an_alert_known_to_the_assessor_and_the_projection_marks_its_report_once() -> None:
+    reports = [report(12, None)]
+    same = {"kind": "red_flag", "evidence": [reports[0]["event_id"]]}
+    (pt,) = chart.points(reports, [same, dict(same)])
+    assert pt.alerts == ("red_flag",)
+    assert chart.svg([pt], 3, 12).count(">red flag</text>") == 1
+
+
 def test_the_svg_places_each_report_and_labels_what_colour_would_otherwise_tell() -> None:
     reports = [report(5, 3), report(40, 1), report(60, None)]
     alerts = [{"kind": "red_flag", "evidence": [reports[2]["event_id"]]}]
