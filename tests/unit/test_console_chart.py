@@ -125,3 +125,9 @@ def test_the_conversation_interleaves_texts_and_ours_by_time() -> None:
         ("in", "2 better", "received"),
         ("in", "STOP", "received"),
     ]
+
+
+def test_a_texted_note_that_carries_its_grade_is_shown_as_sent() -> None:
+    at = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
+    texts = [{"at": at, "kind": "report", "severity": 2, "note": "2 and my face droops"}]
+    assert [m["body"] for m in _conversation(texts, [])] == ["2 and my face droops"]
