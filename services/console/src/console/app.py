@@ -487,7 +487,8 @@ def _conversation(
         if t["kind"] == "report":
             parts = [] if t["severity"] is None else [str(t["severity"])]
             if t["note"]:
-                parts.append(t["note"])
+                # A texted note is the whole text, grade included: shown as it was sent.
+                parts = [t["note"]] if t["note"].startswith(tuple(parts)) else [*parts, t["note"]]
             body = " ".join(parts)
         else:
             body = t["kind"].upper()
