@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from shared.kafka_security import client_options
 from tools.client import ROOT, Stack, api_token
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -366,7 +367,7 @@ async def _bench_ingest(
 async def group_committed(group: str, topic: str) -> dict[int, int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -378,7 +379,7 @@ async def group_committed(group: str, topic: str) -> dict[int, int]:
 async def end_offsets(topic: str) -> dict[int, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, **client_options(), enable_auto_commit=False)
     await c.start()
     try:
         parts = c.partitions_for_topic(topic) or set()
@@ -427,7 +428,11 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
         for i in range(reports)
     ]
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=BOOTSTRAP,
+        **client_options(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await producer.start()
     t0 = time.perf_counter()
@@ -449,7 +454,7 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
     eps = reports / done_s
 
     # The ceiling: a bare consumer over exactly the same offsets.
-    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, **client_options(), enable_auto_commit=False)
     await c.start()
     try:
         tps = [TopicPartition(PATIENT_EVENTS, p) for p in target]
@@ -583,7 +588,11 @@ async def seed_patients(stack: Stack, run: str, missing: int) -> float:
     now = await stack_now(stack)
     surgery = now.date() + dt.timedelta(days=200)
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=BOOTSTRAP,
+        **client_options(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await producer.start()
     t0 = time.perf_counter()

@@ -17,6 +17,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from twilio.request_validator import RequestValidator
 
+from shared.kafka_security import client_options
 from shared.topics import TOPICS
 from tests.e2e.conftest import Stack, _token, random_patient_id, random_phone
 from tools.client import eventually  # noqa: F401 - re-exported for the ingest tests
@@ -49,6 +50,7 @@ class TopicWatch:
         self.topics = topics or (PATIENT_EVENTS, PROVIDER_EVENTS)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=KAFKA_BOOTSTRAP,
+            **client_options(),
             enable_auto_commit=False,
             group_id=None,
             fetch_max_wait_ms=100,

@@ -21,6 +21,7 @@ from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender, Twil
 from shared.db import migrate
 from shared.events import SendNotification, parse_event
 from shared.kafka import create_producer
+from shared.kafka_security import client_options
 from shared.topics import TopicSpec, ensure_topics
 from sms_sandbox.app import create_app as create_sandbox
 from sms_sandbox.settings import SandboxSettings
@@ -207,7 +208,9 @@ async def statuses(pool: asyncpg.Pool) -> list[tuple[str, int]]:
 
 async def read_topic(topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every record of ``topic`` from the beginning: (key, value)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

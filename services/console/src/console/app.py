@@ -88,7 +88,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "console", "console")
-        producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, "console")
+        producer: AIOKafkaProducer = create_producer(
+            settings.kafka_bootstrap, "console", principal="console"
+        )
         await producer.start()
         consumer = projector.consumer(settings.kafka_bootstrap, settings.group_id)
         services = Services(settings.ingest_url, settings.assessor_url, settings.notifier_url)

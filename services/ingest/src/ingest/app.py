@@ -152,7 +152,7 @@ async def connect(settings: IngestSettings) -> Resources:
     try:
         await migrate(pool, "ingest", "ingest")
         await migrate(pool, "audit", "shared.audit")
-        producer = create_producer(settings.kafka_bootstrap, "ingest")
+        producer = create_producer(settings.kafka_bootstrap, "ingest", principal="ingest")
         try:
             await producer.start()
         except BaseException:
