@@ -37,10 +37,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from shared.kafka_security import client_options
+from shared.kafka_security import client_options, default_bootstrap
 from tools.client import ROOT, Stack, api_token
 
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+BOOTSTRAP = default_bootstrap()
 INGEST = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
 ASSESSOR = f"http://127.0.0.1:{os.environ.get('ASSESSOR_PORT', 8081)}"
 OUT = ROOT / ".run" / "bench.json"

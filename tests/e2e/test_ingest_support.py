@@ -17,12 +17,12 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from twilio.request_validator import RequestValidator
 
-from shared.kafka_security import client_options
+from shared.kafka_security import client_options, default_bootstrap
 from shared.topics import TOPICS
 from tests.e2e.conftest import Stack, _token, random_patient_id, random_phone
 from tools.client import eventually  # noqa: F401 - re-exported for the ingest tests
 
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+KAFKA_BOOTSTRAP = default_bootstrap()
 PATIENT_EVENTS = "patient-events.v1"
 PROVIDER_EVENTS = "provider-events.v1"
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "sandbox-auth-token")

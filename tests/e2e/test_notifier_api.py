@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import pytest
 
 from shared.events import SendNotification
 from shared.kafka import create_producer, publish
+from shared.kafka_security import default_bootstrap
 from shared.topics import DECISIONS
 from tests.e2e.conftest import Stack, random_patient_id, random_phone
 
@@ -48,7 +48,7 @@ LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)  # due whatever the stack's cl
 
 @pytest.fixture
 async def decisions() -> AsyncIterator[Any]:
-    producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e")
+    producer = create_producer(default_bootstrap(), "e2e")
     await producer.start()
     yield producer
     await producer.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from shared.events import SendNotification
 from shared.kafka import create_producer, publish
+from shared.kafka_security import default_bootstrap
 from shared.topics import DECISIONS
 from tests.e2e.conftest import Stack, random_patient_id, random_phone
 
@@ -26,7 +26,7 @@ LONG_AGO = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)  # due whatever the stack's cl
 
 @pytest.fixture
 async def decisions() -> AsyncIterator[Any]:
-    producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e-call")
+    producer = create_producer(default_bootstrap(), "e2e-call")
     await producer.start()
     yield producer
     await producer.stop()

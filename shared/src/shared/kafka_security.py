@@ -45,6 +45,12 @@ def run_dir() -> Path:
     return Path(os.environ.get("RUN_DIR") or _REPO_ROOT / ".run")
 
 
+def default_bootstrap() -> str:
+    """``KAFKA_BOOTSTRAP``, else the local broker on ``KAFKA_PORT`` (9092): what tools and
+    tests reach when nothing is configured (several local stacks may run side by side)."""
+    return os.environ.get("KAFKA_BOOTSTRAP") or f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
+
+
 def _default_credentials_dir() -> Path:
     return run_dir() / "kafka" / "credentials"
 
