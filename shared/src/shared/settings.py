@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -23,7 +24,11 @@ DEV_AUDIT_PASSWORD = "hfs_audit_writer"  # noqa: S105
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
-    kafka_bootstrap: str = Field(default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP")
+    #: Unset: the local broker on ``KAFKA_PORT`` (9092).
+    kafka_bootstrap: str = Field(
+        default_factory=lambda: f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}",
+        validation_alias="KAFKA_BOOTSTRAP",
+    )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://recovery:recovery@127.0.0.1:55432/recovery"),
         validation_alias="DATABASE_URL",
