@@ -186,7 +186,8 @@ def test_every_workload_has_the_flows_it_needs(docs: list[dict[str, Any]]) -> No
     }
     assert any("from" not in r for r in ingress_rules["ingest"])
     for app in ("assessor", "notifier"):
-        assert ingress_rules[app] and all(r.get("from") for r in ingress_rules[app]), app
+        assert ingress_rules[app], app
+        assert all(r.get("from") for r in ingress_rules[app]), app
 
 
 def test_no_secret_lives_in_the_applied_manifests(docs: list[dict[str, Any]]) -> None:
