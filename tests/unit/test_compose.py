@@ -186,4 +186,3 @@ def test_no_secret_has_a_default() -> None:
     }
     defaulted = sorted(var for var, op in secrets_ if op != ":?")
     assert not defaulted, f"secrets with a default or none required: {defaulted}"
-
