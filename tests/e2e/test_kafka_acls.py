@@ -20,11 +20,16 @@ KAFKA_BOOTSTRAP = default_bootstrap()
 ASSESSOR = f"http://127.0.0.1:{os.environ.get('ASSESSOR_PORT', '8081')}"
 
 
+def as_(principal: str) -> KafkaSecurity:
+    """The principal's own login (whatever KAFKA_SASL_USERNAME this test process has)."""
+    return KafkaSecurity(KAFKA_SASL_USERNAME=principal)
+
+
 async def produce(principal: str, topic: str, security: KafkaSecurity | None = None) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=KAFKA_BOOTSTRAP,
         request_timeout_ms=10000,
-        **client_options(principal, security),
+        **client_options(principal, security or as_(principal)),
     )
     try:
         await producer.start()
@@ -43,7 +48,7 @@ async def read_one_batch(principal: str, topic: str) -> None:
         bootstrap_servers=KAFKA_BOOTSTRAP,
         enable_auto_commit=False,
         request_timeout_ms=10000,
-        **client_options(principal),
+        **client_options(principal, as_(principal)),
     )
     await consumer.start()
     try:
@@ -95,7 +100,7 @@ async def test_a_wrong_password_is_refused() -> None:
 
 
 async def test_a_plaintext_client_is_refused() -> None:
-    plain = KafkaSecurity(KAFKA_SECURITY_PROTOCOL="PLAINTEXT")
+    plain = KafkaSecurity(KAFKA_SECURITY_PROTOCOL="PLAINTEXT", KAFKA_SASL_USERNAME="admin")
     with pytest.raises(KafkaError):
         await asyncio.wait_for(produce("admin", PATIENT_EVENTS, plain), 30)
 

@@ -100,10 +100,14 @@ class KafkaSecurity(BaseSettings):
             ) from None
 
     def uses_generated_password(self) -> bool:
-        """The password is the one ``make up`` generated (read from ``.run/``)."""
-        return self.sasl_password is None or (
+        """The password is the one ``make up`` generated (a file under ``.run/``)."""
+        return self.sasl_password is None and (
             self.credentials_dir.resolve() == _default_credentials_dir().resolve()
         )
+
+    def uses_generated_ca(self) -> bool:
+        """The CA is the local one ``make up`` generated."""
+        return self.ca_file.resolve() == _default_ca_file().resolve()
 
 
 @functools.lru_cache(maxsize=8)
