@@ -4,6 +4,7 @@ the code (like the compose file's)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ def test_every_variable_set_is_read_and_defined(docs: list[dict[str, Any]]) -> N
         for d in docs
         if d["kind"] in ("Deployment", "Job")
         for c in d["spec"]["template"]["spec"]["containers"]
+        if c["name"] != "kafka-provision"  # Kafka's own image and tools, not our code
     ]
     assert {c["name"] for c in containers} == set(PACKAGES)
     for c in containers:
@@ -155,7 +157,15 @@ def test_only_the_services_reach_kafka(docs: list[dict[str, Any]]) -> None:
             apps = peer_apps(rule, "from")
             assert apps is not None, f"{policy['metadata']['name']} lets anyone reach Kafka"
             allowed |= apps
-    assert allowed == {"ingest", "assessor", "notifier", "console", "topics", "kafka"}
+    assert allowed == {
+        "ingest",
+        "assessor",
+        "notifier",
+        "console",
+        "topics",
+        "kafka",
+        "kafka-provision",
+    }
 
 
 def test_every_workload_has_the_flows_it_needs(docs: list[dict[str, Any]]) -> None:
@@ -164,7 +174,7 @@ def test_every_workload_has_the_flows_it_needs(docs: list[dict[str, Any]]) -> No
         for d in docs
         if d["kind"] in ("Deployment", "StatefulSet", "Job")
     }
-    assert workloads == {"ingest", "assessor", "notifier", "kafka", "topics"}
+    assert workloads == {"ingest", "assessor", "notifier", "kafka", "topics", "kafka-provision"}
     for app in workloads:
         egress = [
             rule
@@ -194,12 +204,42 @@ def test_no_secret_lives_in_the_applied_manifests(docs: list[dict[str, Any]]) ->
     """Passwords and tokens come from the Secret created out of band, never a manifest."""
     assert not by_kind(docs, "Secret")
     config = load("config.yaml")[0]["data"]
-    words = ("PASSWORD", "TOKEN", "SECRET", "DATABASE_URL", "_KEY")
-    assert not [k for k in config if any(w in k for w in words)]
+    secret_name = re.compile(r"PASSWORD|TOKEN|SECRET|DATABASE_URL|_KEY$")
+    assert not [k for k in config if secret_name.search(k)]
     for d in docs:
         if d["kind"] not in ("Deployment", "StatefulSet", "Job"):
             continue
         for c in d["spec"]["template"]["spec"]["containers"]:
             for var in c.get("env", []):
-                if any(w in var["name"] for w in words):
+                if secret_name.search(var["name"]):
                     assert "secretKeyRef" in var.get("valueFrom", {}), (c["name"], var["name"])
+
+
+def test_the_brokers_are_locked_like_the_local_one(docs: list[dict[str, Any]]) -> None:
+    (container,) = by_kind(docs, "StatefulSet")["kafka"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert protocols == {"CLIENT": "SASL_SSL", "INTERNAL": "SSL", "CONTROLLER": "SSL"}
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_LISTENER_NAME_INTERNAL_SSL_CLIENT_AUTH"] == "required"
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SSL_CLIENT_AUTH"] == "required"
+    config = load("config.yaml")[0]["data"]
+    assert config["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+
+
+def test_the_provisioned_acls_are_the_code_s(docs: list[dict[str, Any]]) -> None:
+    """kafka-provision applies exactly shared/kafka_security.py's list, and every service
+    logs in with a password of its own."""
+    from shared.kafka_security import PRINCIPALS, acl_lines
+
+    acls = by_kind(docs, "ConfigMap")["kafka-acls"]["data"]["acls.txt"]
+    assert acls.splitlines() == acl_lines()
+    job = by_kind(docs, "Job")["kafka-provision"]["spec"]["template"]["spec"]
+    (container,) = job["containers"]
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}
+    assert keys == {f"KAFKA_PASSWORD_{p.upper()}" for p in PRINCIPALS}
+    for name, who in (("ingest", "INGEST"), ("assessor", "ASSESSOR"), ("notifier", "NOTIFIER")):
+        (c,) = by_kind(docs, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in c["env"]}
+        ref = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "hfs-secrets", "key": f"KAFKA_PASSWORD_{who}"}
