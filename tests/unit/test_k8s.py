@@ -20,6 +20,7 @@ PACKAGES = {
     "ingest": ["shared", "ingest"],
     "assessor": ["shared", "assessor"],
     "notifier": ["shared", "notifier"],
+    "console": ["shared", "console"],
     "topics": ["shared"],
 }
 
@@ -53,7 +54,7 @@ def test_every_manifest_is_listed_and_well_formed(docs: list[dict[str, Any]]) ->
 
 def test_services_run_non_root_with_probes(docs: list[dict[str, Any]]) -> None:
     deployments = by_kind(docs, "Deployment")
-    assert set(deployments) == {"ingest", "assessor", "notifier"}
+    assert set(deployments) == {"ingest", "assessor", "notifier", "console"}
     for name, dep in deployments.items():
         spec = dep["spec"]
         assert spec["selector"]["matchLabels"] == spec["template"]["metadata"]["labels"]
@@ -174,7 +175,15 @@ def test_every_workload_has_the_flows_it_needs(docs: list[dict[str, Any]]) -> No
         for d in docs
         if d["kind"] in ("Deployment", "StatefulSet", "Job")
     }
-    assert workloads == {"ingest", "assessor", "notifier", "kafka", "topics", "kafka-provision"}
+    assert workloads == {
+        "ingest",
+        "assessor",
+        "notifier",
+        "console",
+        "kafka",
+        "topics",
+        "kafka-provision",
+    }
     for app in workloads:
         egress = [
             rule
@@ -238,8 +247,21 @@ def test_the_provisioned_acls_are_the_code_s(docs: list[dict[str, Any]]) -> None
     (container,) = job["containers"]
     keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}
     assert keys == {f"KAFKA_PASSWORD_{p.upper()}" for p in PRINCIPALS}
-    for name, who in (("ingest", "INGEST"), ("assessor", "ASSESSOR"), ("notifier", "NOTIFIER")):
+    for name in ("ingest", "assessor", "notifier", "console"):
+        who = name.upper()
         (c,) = by_kind(docs, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e for e in c["env"]}
         ref = env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "hfs-secrets", "key": f"KAFKA_PASSWORD_{who}"}
+
+
+def test_the_console_takes_its_secrets_from_the_secret_and_serves_https(
+    docs: list[dict[str, Any]],
+) -> None:
+    (container,) = by_kind(docs, "Deployment")["console"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("CONSOLE_SECRET_KEY", "CONSOLE_OIDC_CLIENT_SECRET", "DATABASE_URL"):
+        assert "secretKeyRef" in env[name].get("valueFrom", {}), name
+    config = load("config.yaml")[0]["data"]
+    assert config["CONSOLE_PUBLIC_URL"].startswith("https://")
+    assert config["ENVIRONMENT"] == "production"
