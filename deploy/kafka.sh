@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # Local single-node Kafka (KRaft, no ZooKeeper) run from jars fetched by Maven.
 #
-# usage: deploy/kafka.sh {fetch|start|stop|status|wait}
-#   fetch   download Kafka $KAFKA_VERSION (deploy/versions.env) into
-#           $RUN_DIR/kafka/libs, unless already there
-#   start   fetch if needed, format storage once, start the broker in the
-#           background (no-op if already running); does not wait, use `wait`
-#   wait    block until the broker is up (KAFKA_WAIT_TIMEOUT, default 60 s)
+# The broker is locked: clients speak SASL_SSL (TLS + SCRAM-SHA-512) and the
+# StandardAuthorizer denies what no ACL allows (deploy/kafka/server.properties).
+#
+# usage: deploy/kafka.sh {fetch|secrets|start|stop|status|wait|provision}
+#   fetch     download Kafka $KAFKA_VERSION (deploy/versions.env) into
+#             $RUN_DIR/kafka/libs, unless already there
+#   secrets   generate what is missing under $RUN_DIR/kafka: a CA and the broker's
+#             certificate (tls/; SAN 127.0.0.1 and localhost; renewed when it expires
+#             within 30 days or no longer matches the CA), one password per principal
+#             (credentials/<principal>, 0600); never overwrites a valid one
+#   start     secrets, fetch if needed, format storage once, start the broker in the
+#             background (no-op if already running); does not wait, use `wait`
+#   wait      block until the broker is up (KAFKA_WAIT_TIMEOUT, default 60 s), then
+#             provision
+#   provision apply the SCRAM logins and ACLs (shared/kafka_security.py) if they
+#             changed since the last time (through the INTERNAL listener, with the
+#             node's certificate: works on storage from an older plaintext run too)
 #   stop    TERM, then KILL after 30 s; no-op if not running
 #   status  print state; exit 0 if running, 3 if not
 #
 # env: RUN_DIR (<repo>/.run), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
+#      KAFKA_INTERNAL_PORT (KAFKA_PORT + 2: the node's own mTLS listener),
 #      KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_JVM_OPTS (extra JVM flags),
 #      JAVA_HOME / JAVA (java on PATH), KAFKA_WAIT_TIMEOUT (60)
 set -euo pipefail
@@ -21,6 +33,8 @@ set -euo pipefail
 
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# The broker's own TLS listener (inter-broker, provisioning): next to the client port.
+KAFKA_INTERNAL_PORT="${KAFKA_INTERNAL_PORT:-$((KAFKA_PORT + 2))}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
 KAFKA_WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-60}"
@@ -31,6 +45,10 @@ MARKER="$LIBS/.kafka-$KAFKA_VERSION"     # present once a fetch completed
 DATA_DIR="$KAFKA_DIR/data"
 PROPS="$KAFKA_DIR/server.properties"
 PID_FILE="$PID_DIR/kafka.pid"
+TLS_DIR="$KAFKA_DIR/tls"
+CRED_DIR="$KAFKA_DIR/credentials"
+PROVISIONED="$KAFKA_DIR/provisioned"     # digest of the logins and ACLs last applied
+PY="$REPO_ROOT/.venv/bin/python"
 LOG_FILE="$LOG_DIR/kafka.log"
 
 java_bin() {
@@ -66,6 +84,95 @@ fetch() {
   touch "$MARKER"
 }
 
+# A random secret: 32 hex characters.
+random_secret() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+principals() {
+  [[ -x "$PY" ]] || die "$PY missing (make install)"
+  (cd "$REPO_ROOT" && "$PY" -m shared.kafka_security principals)
+}
+
+# The CA, the broker's certificate and keystore, one password per principal.
+secrets() {
+  command -v openssl >/dev/null || die "openssl not found (needed for the broker's TLS)"
+  mkdir -p "$TLS_DIR" "$CRED_DIR"
+  chmod 700 "$TLS_DIR" "$CRED_DIR"
+  local old_umask
+  old_umask="$(umask)"
+  umask 077
+  if [[ ! -s "$TLS_DIR/ca.key" || ! -s "$TLS_DIR/ca.crt" ]] ||
+      ! openssl x509 -in "$TLS_DIR/ca.crt" -noout -checkend 2592000 >/dev/null 2>&1; then
+    log "generating the local Kafka CA in $TLS_DIR"
+    openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 1825 \
+      -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" -subj "/CN=hfs local Kafka CA" \
+      -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1 ||
+      die "openssl could not create the CA"
+    rm -f "$TLS_DIR/broker.crt"
+  fi
+  [[ -s "$TLS_DIR/keystore.password" ]] || random_secret >"$TLS_DIR/keystore.password"
+  if [[ ! -s "$TLS_DIR/broker.crt" || ! -s "$TLS_DIR/broker.p12" ]] ||
+      ! openssl verify -CAfile "$TLS_DIR/ca.crt" "$TLS_DIR/broker.crt" >/dev/null 2>&1 ||
+      ! openssl x509 -in "$TLS_DIR/broker.crt" -noout -checkend 2592000 >/dev/null 2>&1; then
+    log "issuing the broker's certificate (CN=broker, SAN 127.0.0.1, localhost)"
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth,clientAuth" \
+      "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+      "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid,issuer" >"$TLS_DIR/broker.ext"
+    openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$TLS_DIR/broker.key" \
+      -out "$TLS_DIR/broker.csr" -subj "/CN=broker" >/dev/null 2>&1 &&
+      openssl x509 -req -sha256 -days 397 -in "$TLS_DIR/broker.csr" -CA "$TLS_DIR/ca.crt" \
+        -CAkey "$TLS_DIR/ca.key" -CAcreateserial -extfile "$TLS_DIR/broker.ext" \
+        -out "$TLS_DIR/broker.crt" >/dev/null 2>&1 &&
+      openssl pkcs12 -export -in "$TLS_DIR/broker.crt" -inkey "$TLS_DIR/broker.key" \
+        -certfile "$TLS_DIR/ca.crt" -name broker -out "$TLS_DIR/broker.p12" \
+        -passout "file:$TLS_DIR/keystore.password" >/dev/null 2>&1 ||
+      die "openssl could not issue the broker's certificate"
+    rm -f "$TLS_DIR/broker.csr"
+  fi
+  local p
+  for p in $(principals); do
+    [[ -s "$CRED_DIR/$p" ]] || random_secret >"$CRED_DIR/$p"
+  done
+  umask "$old_umask"
+}
+
+# The client properties of the provisioning tool: the INTERNAL listener, with the node's
+# certificate (the principal broker, a super user).
+admin_config() {
+  local f="$KAFKA_DIR/provision.properties"
+  (umask 077; printf '%s\n' \
+    "bootstrap.servers=127.0.0.1:$KAFKA_INTERNAL_PORT" \
+    "security.protocol=SSL" \
+    "ssl.keystore.type=PKCS12" \
+    "ssl.keystore.location=$TLS_DIR/broker.p12" \
+    "ssl.keystore.password=$(<"$TLS_DIR/keystore.password")" \
+    "ssl.truststore.type=PEM" \
+    "ssl.truststore.location=$TLS_DIR/ca.crt" >"$f")
+  echo "$f"
+}
+
+provision() {
+  local acls digest java
+  acls="$(cd "$REPO_ROOT" && "$PY" -m shared.kafka_security acls)" || die "cannot list the ACLs"
+  printf '%s\n' "$acls" >"$KAFKA_DIR/acls.txt"
+  # What was applied, to this cluster: the ACLs and every login (names and passwords).
+  digest="$( { cat "$KAFKA_DIR/cluster.id" "$KAFKA_DIR/acls.txt"; \
+    for f in "$CRED_DIR"/*; do echo "${f##*/}"; cat "$f"; done; } | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$PROVISIONED" && "$(<"$PROVISIONED")" == "$digest" ]]; then return 0; fi
+  java="$(java_bin)"
+  log "applying the SCRAM logins and ACLs (log: $LOG_DIR/kafka-provision.log)"
+  if ! "$java" -cp "$LIBS/*" -Dlog4j2.configurationFile="$DEPLOY_DIR/kafka/log4j2.xml" \
+      "$DEPLOY_DIR/kafka/Provision.java" "$(admin_config)" "$CRED_DIR" "$KAFKA_DIR/acls.txt" \
+      >"$LOG_DIR/kafka-provision.log" 2>&1; then
+    tail_log "$LOG_DIR/kafka-provision.log"
+    die "provisioning the Kafka logins and ACLs failed"
+  fi
+  echo "$digest" >"$PROVISIONED"
+  log "$(grep -E '^(logins|acls):' "$LOG_DIR/kafka-provision.log" | tr '\n' ' ')"
+}
+
 # Render deploy/kafka/server.properties (its @NAME@ placeholders) for this run.
 write_props() {
   local p
@@ -73,7 +180,10 @@ write_props() {
   p="${p//@KAFKA_PORT@/"$KAFKA_PORT"}"
   p="${p//@KAFKA_CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}"
   p="${p//@KAFKA_DATA_DIR@/"$DATA_DIR"}"
-  printf '%s\n' "$p" >"$PROPS"
+  p="${p//@KAFKA_TLS_DIR@/"$TLS_DIR"}"
+  p="${p//@KAFKA_KEYSTORE_PASSWORD@/"$(<"$TLS_DIR/keystore.password")"}"
+  p="${p//@KAFKA_INTERNAL_PORT@/"$KAFKA_INTERNAL_PORT"}"
+  (umask 077; printf '%s\n' "$p" >"$PROPS")
 }
 
 # Format the KRaft storage once; the cluster id is generated once and kept.
@@ -98,7 +208,10 @@ start() {
   fi
   port_open 127.0.0.1 "$KAFKA_PORT" &&
     die "port $KAFKA_PORT is already in use by another process (set KAFKA_PORT?)"
+  port_open 127.0.0.1 "$KAFKA_INTERNAL_PORT" &&
+    die "port $KAFKA_INTERNAL_PORT is already in use by another process (set KAFKA_INTERNAL_PORT?)"
   fetch
+  secrets
   mkdir -p "$DATA_DIR"
   write_props
   # One log per run; the previous one is kept as kafka.log.1.
@@ -134,6 +247,7 @@ wait_ready() {
     # (it logs "Kafka Server started" at the same moment).
     if port_open 127.0.0.1 "$KAFKA_PORT"; then
       log "ready on 127.0.0.1:$KAFKA_PORT (pid $pid)"
+      provision
       return 0
     fi
     if ((SECONDS >= deadline)); then
@@ -178,5 +292,7 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   wait) wait_ready ;;
-  *) echo "usage: $0 {fetch|start|stop|status|wait}" >&2; exit 2 ;;
+  secrets) secrets ;;
+  provision) provision ;;
+  *) echo "usage: $0 {fetch|secrets|start|stop|status|wait|provision}" >&2; exit 2 ;;
 esac

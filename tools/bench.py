@@ -37,9 +37,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from shared.kafka_security import client_options, default_bootstrap
 from tools.client import ROOT, Stack, api_token, end_offsets
 
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+BOOTSTRAP = default_bootstrap()
 INGEST = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
 ASSESSOR = f"http://127.0.0.1:{os.environ.get('ASSESSOR_PORT', 8081)}"
 OUT = ROOT / ".run" / "bench.json"
@@ -368,7 +369,7 @@ async def _bench_ingest(
 async def group_committed(group: str, topic: str) -> dict[int, int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP, **client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -415,7 +416,11 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
         for i in range(reports)
     ]
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=BOOTSTRAP,
+        **client_options(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await producer.start()
     t0 = time.perf_counter()
@@ -437,7 +442,7 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
     eps = reports / done_s
 
     # The ceiling: a bare consumer over exactly the same offsets.
-    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    c = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, **client_options(), enable_auto_commit=False)
     await c.start()
     try:
         tps = [TopicPartition(PATIENT_EVENTS, p) for p in target]
@@ -573,7 +578,11 @@ async def seed_patients(stack: Stack, run: str, missing: int) -> float:
     now = await stack_now(stack)
     surgery = now.date() + dt.timedelta(days=200)
     producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=BOOTSTRAP,
+        **client_options(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await producer.start()
     t0 = time.perf_counter()

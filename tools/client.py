@@ -153,7 +153,9 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     client has not seen yet)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    from shared.kafka_security import client_options
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, **client_options(), enable_auto_commit=False)
     await c.start()
     try:
         parts = c.partitions_for_topic(topic) or set()
@@ -174,8 +176,12 @@ async def consumers_caught_up(
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    from shared.kafka_security import client_options
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **client_options(), enable_auto_commit=False
+    )
     await admin.start()
     await probe.start()
     try:

@@ -13,7 +13,6 @@ import asyncio
 import collections
 import datetime as dt
 import json
-import os
 import random
 import secrets
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.kafka_security import default_bootstrap
 from tools.client import Stack, StackError, consumers_caught_up, eventually
 from tools.cohort import PROMPT_DAYS, PUBLISHED, Course, make_cohort
 
@@ -104,7 +104,7 @@ class Demo:
 
     async def settle(self) -> None:
         """Wait until the assessor and the notifier have consumed everything."""
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        bootstrap = default_bootstrap()
 
         async def quiet() -> bool:
             return await consumers_caught_up(bootstrap)

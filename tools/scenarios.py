@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import re
 import secrets
 import sys
@@ -55,6 +54,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from shared.kafka_security import default_bootstrap
 from tools.client import Stack, StackError, consumers_caught_up, eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ class Runner:
 
     async def settle(self) -> None:
         """Wait until the assessor and the notifier have consumed everything published."""
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        bootstrap = default_bootstrap()
 
         async def drained() -> bool:
             return await consumers_caught_up(bootstrap)

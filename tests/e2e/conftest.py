@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from shared.kafka import create_producer
+from shared.kafka_security import default_bootstrap
 from tests.e2e.topic_watch import PATIENT_EVENTS, PROVIDER_EVENTS, TopicWatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +75,7 @@ async def watch(topics: TopicWatch) -> TopicWatch:
 @pytest.fixture
 async def decisions() -> AsyncIterator[Any]:
     """A producer onto the stack's ``decisions.v1``, as the assessor writes it."""
-    producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e")
+    producer = create_producer(default_bootstrap(), "e2e")
     await producer.start()
     yield producer
     await producer.stop()

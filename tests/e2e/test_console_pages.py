@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from console.app import create_app
 from console.principal import Principal, csrf_token
 from console.settings import ConsoleSettings
+from shared.kafka_security import default_bootstrap
 from tests.e2e.conftest import ROOT, Stack, daytime_zone, random_patient_id, random_phone, stack_now
 from tools.client import consumers_caught_up, eventually
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.e2e
 DATABASE_URL = os.environ.get(
     "DATABASE_URL", "postgresql://recovery:recovery@127.0.0.1:55432/recovery"
 )
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+KAFKA_BOOTSTRAP = default_bootstrap()
 SECRET = "console-test-secret-" + secrets.token_hex(8)
 
 

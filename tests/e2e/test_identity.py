@@ -22,6 +22,7 @@ import pytest
 from shared.auth import Authenticator, OidcConfig, Unauthorized
 from shared.events import SendNotification
 from shared.kafka import create_producer, publish
+from shared.kafka_security import default_bootstrap
 from shared.topics import DECISIONS
 from tests.decisions import LONG_AGO, decision
 from tests.e2e.conftest import (
@@ -129,7 +130,7 @@ async def patients() -> AsyncIterator[dict[str, Patient]]:
         stack = Stack(ingest, assessor, notifier, ingest, token)
         now = await stack_now(stack)
         zone = daytime_zone(now)
-        producer = create_producer(os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), "e2e")
+        producer = create_producer(default_bootstrap(), "e2e")
         await producer.start()
         out: dict[str, Patient] = {}
         try:

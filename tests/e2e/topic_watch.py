@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.kafka_security import client_options, default_bootstrap
 from shared.topics import TOPICS
 
-KAFKA_BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+KAFKA_BOOTSTRAP = default_bootstrap()
 PATIENT_EVENTS = "patient-events.v1"
 PROVIDER_EVENTS = "provider-events.v1"
 
@@ -36,6 +36,7 @@ class TopicWatch:
         self.topics = topics or (PATIENT_EVENTS, PROVIDER_EVENTS)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=KAFKA_BOOTSTRAP,
+            **client_options(),
             enable_auto_commit=False,
             group_id=None,
             fetch_max_wait_ms=100,

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from notifier.service import Notifier, Policy
 from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender, TwilioSmsSender
 from shared.events import MessageStatusReported, SendNotification, encode_event, parse_event
+from shared.kafka_security import client_options
 from shared.topics import DECISIONS, TopicSpec, ensure_topics
 from tests.decisions import decision as make_decision
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
@@ -166,7 +167,9 @@ async def statuses(pool: asyncpg.Pool) -> list[tuple[str, int]]:
 
 async def read_topic(topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every record of ``topic`` from the beginning: (key, value)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

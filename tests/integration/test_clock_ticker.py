@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ingest.ticker import publish_tick
 from shared.events import ClockAdvanced, parse_event
 from shared.kafka import create_producer
+from shared.kafka_security import client_options
 from shared.topics import PATIENT_PARTITIONS, TopicSpec, ensure_topics
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
@@ -19,7 +20,9 @@ async def test_a_tick_lands_on_every_partition() -> None:
     topic = "it-clock-" + secrets.token_hex(4)
     await ensure_topics(KAFKA_BOOTSTRAP, (TopicSpec(topic, PATIENT_PARTITIONS),))
     tps = [TopicPartition(topic, p) for p in range(PATIENT_PARTITIONS)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), enable_auto_commit=False
+    )
     producer = create_producer(KAFKA_BOOTSTRAP, "it-ticker")
     await consumer.start()
     await producer.start()

@@ -14,6 +14,7 @@ from notifier import ledger
 from notifier.sms import SendError
 from notifier.templates import render
 from shared.events import encode_event
+from shared.kafka_security import client_options
 from shared.topics import DEADLETTER
 from tests.integration.notifier_support import (
     NOW,
@@ -113,6 +114,7 @@ async def test_consumed_from_kafka_once_garbage_to_dead_letter(ledger_pool, prod
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=KAFKA_BOOTSTRAP,
+        **client_options(),
         group_id="it-" + secrets.token_hex(4),
         enable_auto_commit=False,
         auto_offset_reset="earliest",

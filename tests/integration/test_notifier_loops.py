@@ -22,6 +22,7 @@ from shared.events import (
     MessageStatusReported,
     encode_event,
 )
+from shared.kafka_security import client_options
 from shared.supervisor import Supervisor
 from tests.integration.notifier_support import FAST, NOW, ScriptedSender, page, scratch_topic
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
@@ -57,6 +58,7 @@ async def test_an_exception_in_each_notifier_loop_is_survived(ledger_pool, produ
         consumers[name] = AIOKafkaConsumer(
             topic,
             bootstrap_servers=KAFKA_BOOTSTRAP,
+            **client_options(),
             group_id=f"{group}-{name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

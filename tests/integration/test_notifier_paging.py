@@ -17,6 +17,7 @@ from notifier import ledger
 from notifier.service import Notifier, SimulatedClock
 from notifier.sms import SendError
 from shared.events import AckReceived, ClockAdvanced, encode_event
+from shared.kafka_security import client_options
 from tests.integration.notifier_support import (
     NOW,
     Clock,
@@ -215,7 +216,9 @@ async def test_simulated_clock_from_every_partition_survives_a_restart(
     for event in (due_day2, due_day4):
         await n.on_record(Record(encode_event(event)))
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), enable_auto_commit=False
+    )
     await consumer.start()
     tps = [TopicPartition(topic, p) for p in range(3)]
     consumer.assign(tps)

@@ -30,6 +30,7 @@ from shared.events import (
     SendNotificationPayload,
     encode_event,
 )
+from shared.kafka_security import client_options
 from shared.topics import CLOCK, DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
 from tools.client import Stack, end_offsets, eventually
@@ -39,7 +40,7 @@ POISON = b'{"type": "symptom.reported", "this is": "not an event"'
 
 @pytest.fixture(scope="module")
 async def producer() -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, acks="all")
+    p = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), acks="all")
     await p.start()
     yield p
     await p.stop()
@@ -54,7 +55,9 @@ async def stack() -> AsyncIterator[Stack]:
 async def dead_lettered(key: bytes, topic: str, since: dict[int, int], within: float) -> bytes:
     """The reason header, once ``deadletter.v1`` holds a record with ``key`` from ``topic``
     after ``since``; empty if none arrived ``within`` seconds."""
-    c = AIOKafkaConsumer(bootstrap_servers=KAFKA_BOOTSTRAP, enable_auto_commit=False)
+    c = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), enable_auto_commit=False
+    )
     await c.start()
     try:
         tps = [TopicPartition(DEADLETTER, p) for p in since]
@@ -77,7 +80,7 @@ async def dead_lettered(key: bytes, topic: str, since: dict[int, int], within: f
 async def groups_past(topic: str, partition: int, offset: int, within: float) -> list[str]:
     """The consumer groups reading ``topic`` whose commit on ``partition`` passed ``offset``
     (waits until every group that reads the topic has, or time runs out)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
+    admin = AIOKafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, **client_options())
     await admin.start()
     try:
         deadline = time.monotonic() + within

@@ -26,6 +26,7 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from shared.kafka_security import client_options
 from shared.topics import DECISIONS
 from tests.integration.stack_env import KAFKA_BOOTSTRAP
 
@@ -215,7 +216,7 @@ def alert_states(url: str) -> dict[str, str]:
 
 
 async def _poison_a_decision() -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=KAFKA_BOOTSTRAP, **client_options(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(DECISIONS, b'{"type": "not a decision"', key=b"it-alert")

@@ -141,7 +141,7 @@ def test_images_are_pinned_and_kafka_matches_the_local_stack(compose: dict[str, 
             assert re.search(r"^USER\s+(?!root\b)\S+", text, re.MULTILINE), (
                 f"{dockerfile}: non-root"
             )
-    for name in ("prometheus", "grafana", "kafka-exporter", "kafka-ui", "sandbox", "init"):
+    for name in ("prometheus", "grafana", "kafka-exporter", "sandbox", "init"):
         assert name in services, name
     assert services["sandbox"]["profiles"] == ["dev"]
 
@@ -154,11 +154,47 @@ def test_mounted_config_files_exist(compose: dict[str, Any]) -> None:
                 assert (ROOT / source).exists(), f"{name}: {source} missing"
 
 
+def test_kafka_ui_is_gone(compose: dict[str, Any]) -> None:
+    """It showed every topic (patients' data) to whoever reached its port, with no login."""
+    for name, service in compose["services"].items():
+        assert "kafka-ui" not in name
+        assert "kafka-ui" not in service.get("image", ""), name
+
+
+def test_published_ports_bind_loopback_unless_configured(compose: dict[str, Any]) -> None:
+    published = 0
+    for name, service in compose["services"].items():
+        for port in service.get("ports") or []:
+            published += 1
+            assert isinstance(port, str), f"{name}: use the short form with an address"
+            assert port.startswith("${PUBLISH_ADDRESS:-127.0.0.1}:"), f"{name}: {port}"
+    assert published >= 4
+    # Kafka and PostgreSQL are reached over the compose network only.
+    for name in ("kafka", "postgres"):
+        assert not compose["services"][name].get("ports"), name
+
+
+SECRET_WORDS = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY\b")
+
+
+def test_no_secret_has_a_default() -> None:
+    """Every secret is a required variable (``${VAR:?…}``): compose stops with a message
+    instead of starting with a password everyone knows."""
+    text = COMPOSE.read_text()
+    refs = re.findall(r"\$\{([A-Z][A-Z0-9_]*)(:?[-?])?", text)
+    secrets_ = {(var, op) for var, op in refs if SECRET_WORDS.search(var)}
+    assert {"POSTGRES_PASSWORD", "TWILIO_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD", "LOG_REF_KEY"} <= {
+        var for var, _ in secrets_
+    }
+    defaulted = sorted(var for var, op in secrets_ if op != ":?")
+    assert not defaulted, f"secrets with a default or none required: {defaulted}"
+
+
 def test_the_console_listens_on_loopback_after_the_services_it_calls(
     compose: dict[str, Any],
 ) -> None:
     console = compose["services"]["console"]
-    assert console["ports"] == ["127.0.0.1:${CONSOLE_HOST_PORT:-8083}:8083"]
+    assert console["ports"] == ["${PUBLISH_ADDRESS:-127.0.0.1}:${CONSOLE_HOST_PORT:-8083}:8083"]
     assert {"ingest", "assessor", "notifier"} <= set(console["depends_on"])
     env = environment(console)
     assert env["CONSOLE_COOKIE_SECURE"] == "${CONSOLE_COOKIE_SECURE:-1}"

@@ -12,13 +12,21 @@ from console.settings import DEV_CLIENT_SECRET, DEV_SECRET_KEY, ConsoleSettings
 
 PRODUCTION: dict[str, Any] = {
     "ENVIRONMENT": "production",
-    "DATABASE_URL": "postgresql://console:s3cret-pw@db.internal:5432/recovery",
-    "AUDIT_DATABASE_URL": "postgresql://audit:an0ther-pw@db.internal:5432/recovery",
+    "DATABASE_URL": "postgresql://console:s3cret-pw@db.internal:5432/recovery?sslmode=verify-full",
+    "AUDIT_DATABASE_URL": "postgresql://audit:an0ther-pw@db.internal:5432/recovery?sslmode=verify-full",
     "LOG_REF_KEY": "a-production-log-reference-key",
     "CONSOLE_SECRET_KEY": "a-production-console-session-key-0123",
     "CONSOLE_OIDC_CLIENT_SECRET": "the-idp-generated-client-secret",
     "CONSOLE_PUBLIC_URL": "https://console.hfs.example.org",
 }
+
+
+@pytest.fixture(autouse=True)
+def production_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker's login as production gives it (shared/production.py refuses the
+    passwords generated under .run/)."""
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "a-real-kafka-password")
+    monkeypatch.setenv("KAFKA_CA_FILE", "/etc/hfs/kafka/ca.crt")
 
 
 def settings(**env: Any) -> ConsoleSettings:

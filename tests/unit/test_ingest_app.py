@@ -134,13 +134,22 @@ def test_any_api_token_is_a_development_credential_refused_off_loopback() -> Non
 PRODUCTION = {
     "ENVIRONMENT": "production",
     "BIND_HOST": "0.0.0.0",
-    "DATABASE_URL": "postgresql://recovery:a-real-secret@db.internal:5432/recovery",
+    "DATABASE_URL": "postgresql://recovery:a-real-secret@db.internal:5432/recovery?sslmode=verify-full",
     "TWILIO_AUTH_TOKEN": "a-real-twilio-token",
-    "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery",
+    "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery?sslmode=verify-full",
     "LOG_REF_KEY": "a-real-key-of-32-characters-long",
+    "PUBLIC_BASE_URL": PUBLIC,
 }
 
 
+@pytest.fixture
+def production_kafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker's login as production gives it (not the passwords generated in .run/)."""
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "a-real-kafka-password")
+    monkeypatch.setenv("KAFKA_CA_FILE", "/etc/hfs/kafka-ca.crt")
+
+
+@pytest.mark.usefixtures("production_kafka")
 def test_production_starts_without_development_secrets() -> None:
     assert IngestSettings(**PRODUCTION).environment == "production"
 
@@ -158,6 +167,7 @@ def test_production_starts_without_development_secrets() -> None:
         ({"LOG_REF_KEY": DEV_LOG_REF_KEY}, "LOG_REF_KEY"),
     ],
 )
+@pytest.mark.usefixtures("production_kafka")
 def test_production_refuses_each_development_secret_by_name(
     override: dict[str, str], named: str
 ) -> None:

@@ -7,14 +7,21 @@ import time
 from aiokafka import AIOKafkaProducer
 
 from shared.events import Envelope, encode_event
+from shared.kafka_security import client_options
 from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
 
 
-def create_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
-    """An idempotent producer that waits for every in-sync replica (``acks=all``)."""
+def create_producer(
+    bootstrap: str, client_id: str, *, principal: str | None = None
+) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every in-sync replica (``acks=all``).
+
+    It logs in as ``principal`` (``shared.kafka_security``: a service names itself; tools
+    and tests default to the tools principal)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
+        **client_options(principal),
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=10000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -11,19 +12,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import OidcConfig
 from shared.logs import DEV_LOG_REF_KEY
+from shared.production import (  # the development defaults production refuses
+    DEV_AUDIT_PASSWORD,
+    DEV_DATABASE_PASSWORD,
+    DEV_TWILIO_AUTH_TOKEN,
+    refusals,
+)
 
 DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development value, refused in production
-#: Development defaults that production refuses (the sandbox's Twilio token, the local
-#: database's password).
-DEV_TWILIO_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105
-DEV_DATABASE_PASSWORD = "recovery"  # noqa: S105
-DEV_AUDIT_PASSWORD = "hfs_audit_writer"  # noqa: S105
+__all__ = ["DEV_AUDIT_PASSWORD", "DEV_DATABASE_PASSWORD", "DEV_TWILIO_AUTH_TOKEN"]
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refusal names the setting; pydantic would otherwise append
+    # the input (database URLs with their passwords, tokens) to the message.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
-    kafka_bootstrap: str = Field(default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP")
+    #: Unset: the local broker on ``KAFKA_PORT`` (9092).
+    kafka_bootstrap: str = Field(
+        default_factory=lambda: f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}",
+        validation_alias="KAFKA_BOOTSTRAP",
+    )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://recovery:recovery@127.0.0.1:55432/recovery"),
         validation_alias="DATABASE_URL",
@@ -73,23 +84,8 @@ class CommonSettings(BaseSettings):
         if token is not None and len(token) < 16:
             raise ValueError("API_TOKEN must be at least 16 characters")
         if self.environment == "production":
-            refused = []
-            if token is not None:
-                refused.append("API_TOKEN (the development credential: unset it)")
-            twilio = getattr(self, "twilio_auth_token", None)
-            if isinstance(twilio, SecretStr) and twilio.get_secret_value() == (
-                DEV_TWILIO_AUTH_TOKEN
-            ):
-                refused.append("TWILIO_AUTH_TOKEN (the sandbox's default)")
-            if urlsplit(self.database_url.get_secret_value()).password == DEV_DATABASE_PASSWORD:
-                refused.append("DATABASE_URL (the default database password)")
-            audit = self.audit_database_url
-            if audit is None:
-                refused.append("AUDIT_DATABASE_URL (unset: set the audit writer's role)")
-            elif urlsplit(audit.get_secret_value()).password == DEV_AUDIT_PASSWORD:
-                refused.append("AUDIT_DATABASE_URL (the default audit writer password)")
-            if self.log_ref_key.get_secret_value() == DEV_LOG_REF_KEY:
-                refused.append("LOG_REF_KEY (the development key)")
+            # Every check of shared/production.py (each names its setting, never a value).
+            refused = refusals(self)
             if refused:
                 raise ValueError(
                     "ENVIRONMENT=production refuses development secrets: " + "; ".join(refused)

@@ -73,7 +73,11 @@ async def ensure_topics(
     durability = (
         {"min.insync.replicas": str(min(2, replication_factor))} if replication_factor > 1 else {}
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    from shared.kafka_security import client_options  # imports this module's topic names
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_options()
+    )
     await admin.start()
     created: list[str] = []
     try:

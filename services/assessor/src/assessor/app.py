@@ -13,6 +13,7 @@ from typing import Any, cast, get_args
 import asyncpg
 import faust
 from faust.web import Request, Response, View
+from faust.web.base import BlueprintManager
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
@@ -55,6 +56,7 @@ from shared.events import (
     encode_event,
     parse_event,
 )
+from shared.kafka_security import faust_credentials
 from shared.logs import logging_config, patient_ref, set_ref_key
 from shared.topics import (
     CLOCK,
@@ -214,10 +216,27 @@ class Store:
             return self.pool
 
 
+class _App(faust.App):
+    """faust's app without its built-in web views: ``/router`` and ``/table`` (which would
+    serve table contents, i.e. patient state, to anyone who reaches the port), ``/graph``,
+    the statistics and the index page at ``/``. Only the assessor's own pages are served."""
+
+    def _new_web(self) -> Any:
+        web = super()._new_web()
+        web.blueprints = BlueprintManager([])
+        return web
+
+
 def create_app(settings: AssessorSettings) -> faust.App:
-    app = faust.App(
+    app = _App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials("assessor"),
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         store="memory://",
         datadir=settings.data_dir,
         web_port=settings.port,

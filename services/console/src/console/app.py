@@ -100,7 +100,9 @@ def create_app(
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "console", "console")
         app_.state.pool = pool  # the sign-in's sessions live in the console's schema too
-        producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, "console")
+        producer: AIOKafkaProducer = create_producer(
+            settings.kafka_bootstrap, "console", principal="console"
+        )
         await producer.start()
         consumer = projector.consumer(settings.kafka_bootstrap, settings.group_id)
         services = Services(settings.ingest_url, settings.assessor_url, settings.notifier_url)

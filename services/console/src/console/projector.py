@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from console import projection
 from shared.events import parse_event
+from shared.kafka_security import client_options
 from shared.topics import CARE_TEAM_EVENTS, CLOCK, DECISIONS, PATIENT_EVENTS, RECOVERY_EVENTS
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def consumer(bootstrap: str, group: str = "console") -> AIOKafkaConsumer:
         client_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **client_options("console"),
     )
 
 

@@ -30,6 +30,7 @@ from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
+from ingest import consent as consent_record
 from ingest import inbound, outbox, registry, voice, webhook
 from ingest.api_models import (
     Accepted,
@@ -142,7 +143,7 @@ async def connect(settings: IngestSettings) -> Resources:
     try:
         await migrate(pool, "ingest", "ingest")
         await migrate(pool, "audit", "shared.audit")
-        producer = create_producer(settings.kafka_bootstrap, "ingest")
+        producer = create_producer(settings.kafka_bootstrap, "ingest", principal="ingest")
         try:
             await producer.start()
         except BaseException:
@@ -436,6 +437,16 @@ def create_app(
                     source="api",
                     payload=payload,
                 )
+                if previous_team is None:  # a first enrollment: the form's consent
+                    await consent_record.record(
+                        conn,
+                        patient_id=body.patient_id,
+                        sms_consent=consent,
+                        channel="enrollment_form",
+                        actor=caller.sub,
+                        event_id=event.event_id,
+                        occurred_at=now,
+                    )
                 response = accepted(event.event_id)
                 await remember(conn, scope, idempotency_key, response)
                 # Publish inside the transaction: it commits only after the broker's ack.
@@ -603,6 +614,15 @@ def create_app(
                     ),
                 )
                 await registry.set_consent(conn, patient_id, body.sms_consent, now)
+                await consent_record.record(
+                    conn,
+                    patient_id=patient_id,
+                    sms_consent=body.sms_consent,
+                    channel="clinician_phone",
+                    actor=caller.sub,
+                    event_id=event.event_id,
+                    occurred_at=now,
+                )
                 response = accepted(event.event_id)
                 await remember(conn, scope, idempotency_key, response)
                 await publish(res.producer, PATIENT_EVENTS, event)
@@ -615,6 +635,46 @@ def create_app(
             raise unavailable("Kafka or the database") from None
         log.info("consent recorded", extra={"patient": patient_ref(patient_id)})
         return response
+
+    @app.get(
+        "/v1/patients/{patient_id}/consent",
+        responses={
+            401: _error("Missing or invalid bearer token"),
+            403: _error("The token lacks the role, scope or care team"),
+            404: _error("Unknown patient"),
+            503: _error("Database down"),
+        },
+    )
+    async def read_consent(
+        patient_id: Annotated[str, Path(pattern=PATIENT_ID_PATTERN)],
+        request: Request,
+        caller: Principal = caller_of,
+    ) -> dict[str, object]:
+        """The patient's consent now and every change of it: when, how (``channel``:
+        enrollment_form, sms_keyword, clinician_phone) and by whom (``actor``: the
+        recording user's subject, or "patient by SMS"). Staff of the patient's team."""
+        res = deps()
+        try:
+            team = None
+            if may(caller, "patient.read"):
+                team = await registry.patient_team(res.pool, patient_id)
+            await trail.guard(
+                caller,
+                "patient.read",
+                patient_id=patient_id,
+                resource="consent",
+                team=team,
+                source=client_address(request),
+            )
+            current = await res.pool.fetchval(
+                "SELECT sms_consent FROM ingest.patients WHERE patient_id = $1", patient_id
+            )
+            if current is None:
+                raise ApiError(404, "unknown_patient", "No patient is enrolled with that id.")
+            changes = await consent_record.history(res.pool, patient_id)
+        except UNAVAILABLE:
+            raise unavailable("The database or the audit trail") from None
+        return {"patient_id": patient_id, "sms_consent": current, "changes": changes}
 
     @app.get(
         "/v1/clock",
@@ -848,6 +908,16 @@ def create_app(
                     await remember(conn, "twilio-inbound", text.message_sid, response)
                     if outcome.consent is not None and sender.patient_id is not None:
                         await registry.set_consent(conn, sender.patient_id, outcome.consent, now)
+                        await consent_record.record(
+                            conn,
+                            patient_id=sender.patient_id,
+                            sms_consent=outcome.consent,
+                            channel="sms_keyword",
+                            actor=consent_record.PATIENT_BY_SMS,
+                            event_id=outcome.publish[0].event.event_id,
+                            occurred_at=now,
+                            keyword="start" if outcome.consent else "stop",
+                        )
                     if outcome.ask is not None and sender.patient_id is not None:
                         asked_at = now if outcome.ask == "asked" else None
                         await registry.set_grade_asked(conn, sender.patient_id, asked_at)

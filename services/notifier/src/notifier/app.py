@@ -22,6 +22,7 @@ from shared.audit import AuditTrail
 from shared.auth import Authenticator, Principal, may
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
+from shared.kafka_security import client_options
 from shared.supervisor import Supervisor
 from shared.topics import CLOCK, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.web import (
@@ -73,6 +74,7 @@ def group_consumer(settings: NotifierSettings, topic: str, group: str) -> AIOKaf
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id=group,
+        **client_options("notifier"),
     )
 
 
@@ -84,6 +86,7 @@ async def clock_consumer(settings: NotifierSettings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="notifier-clock",
+        **client_options("notifier"),
     )
     await consumer.start()
     partitions: set[int] = set()
@@ -123,7 +126,7 @@ def create_app(
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "notifier", "notifier")
         await migrate(pool, "audit", "shared.audit")
-        producer = create_producer(settings.kafka_bootstrap, "notifier")
+        producer = create_producer(settings.kafka_bootstrap, "notifier", principal="notifier")
         await producer.start()
         consumers = {
             "decisions": group_consumer(settings, DECISIONS, "notifier"),

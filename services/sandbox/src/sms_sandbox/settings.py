@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sms_sandbox.twilio_wire import DEFAULT_ACCOUNT_SID, DEFAULT_FROM
@@ -12,7 +14,11 @@ DEFAULT_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105 - the sandbox's publishe
 
 class SandboxSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix="",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+        hide_input_in_errors=True,
     )
 
     host: str = Field(default="127.0.0.1", validation_alias="SANDBOX_HOST")
@@ -46,6 +52,19 @@ class SandboxSettings(BaseSettings):
         default=5.0, gt=0, validation_alias="SANDBOX_CALLBACK_TIMEOUT_S"
     )
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    #: The sandbox is a development stand-in for Twilio: ``production`` refuses to start.
+    environment: Literal["development", "production"] = Field(
+        default="development", validation_alias="ENVIRONMENT"
+    )
+
+    @model_validator(mode="after")
+    def _never_in_production(self) -> SandboxSettings:
+        if self.environment == "production":
+            raise ValueError(
+                "ENVIRONMENT=production: the SMS sandbox never runs in production "
+                "(it accepts any message and delivers none); use the provider itself"
+            )
+        return self
 
     @property
     def inbound_signed_url(self) -> str:
