@@ -58,6 +58,24 @@ api_token() {
   export API_TOKEN
 }
 
+# The master key that wraps patients' data keys (MASTER_KEY, base64 of 32 bytes): if not
+# set, one generated once for local runs into .run/master-key (production refuses the
+# built-in development key, and needs its own from a secret store).
+master_key() {
+  export KEY_SERVICE_URL="${KEY_SERVICE_URL:-http://127.0.0.1:$INGEST_PORT}"
+  # The stores an erasure waits for: the console's only where the stack runs it.
+  local stores="ingest,assessor,notifier,provider"
+  [[ " ${SERVICES[*]} " == *" console "* ]] && stores+=",console"
+  export ERASURE_STORES="${ERASURE_STORES:-$stores}"
+  if [[ -n "${MASTER_KEY:-}" ]]; then return; fi
+  local f="$RUN_DIR/master-key"
+  if [[ ! -s "$f" ]]; then
+    (umask 077; head -c 32 /dev/urandom | base64 >"$f")
+  fi
+  MASTER_KEY="$(<"$f")"
+  export MASTER_KEY
+}
+
 python_deps() {
   local uv=(uv)
   if ! command -v uv >/dev/null; then
@@ -141,6 +159,7 @@ up() {
   command -v curl >/dev/null || die "curl is required"
   python_deps
   api_token
+  master_key
   check_mode
   # Keycloak first: it takes longest to start, and meanwhile the rest comes up.
   "$DEPLOY_DIR/keycloak.sh" start

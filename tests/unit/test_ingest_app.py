@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 from ingest.app import create_app
 from ingest.settings import IngestSettings
 from shared.logs import DEV_LOG_REF_KEY
+from shared.settings import DEV_MASTER_KEY
 from shared.settings import DEV_API_TOKEN
 
 TOKEN = "unit-test-token-0123456789"
@@ -138,6 +139,7 @@ PRODUCTION = {
     "TWILIO_AUTH_TOKEN": "a-real-twilio-token",
     "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery",
     "LOG_REF_KEY": "a-real-key-of-32-characters-long",
+    "MASTER_KEY": "cHJvZHVjdGlvbi1tYXN0ZXIta2V5LW9mLTMyLWJ5dGU=",
 }
 
 
@@ -156,6 +158,7 @@ def test_production_starts_without_development_secrets() -> None:
             "AUDIT_DATABASE_URL",
         ),
         ({"LOG_REF_KEY": DEV_LOG_REF_KEY}, "LOG_REF_KEY"),
+        ({"MASTER_KEY": DEV_MASTER_KEY}, "MASTER_KEY"),
     ],
 )
 def test_production_refuses_each_development_secret_by_name(

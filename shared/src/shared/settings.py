@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import OidcConfig
+from shared.crypto import RemoteKeyring, TokenSource, client_credentials, static_token
 from shared.logs import DEV_LOG_REF_KEY
 
 DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development value, refused in production
@@ -18,6 +19,9 @@ DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development valu
 DEV_TWILIO_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105
 DEV_DATABASE_PASSWORD = "recovery"  # noqa: S105
 DEV_AUDIT_PASSWORD = "hfs_audit_writer"  # noqa: S105
+#: The development master key (base64 of 32 bytes), for unit tests and runs without
+#: ``make up`` (which generates one into ``.run/master-key``); production refuses it.
+DEV_MASTER_KEY = "ZGV2LW1hc3Rlci1rZXktY2hhbmdlLW1lLTMyYnl0ZXM="
 
 
 class CommonSettings(BaseSettings):
@@ -65,6 +69,20 @@ class CommonSettings(BaseSettings):
         default=6 * 366, ge=1, validation_alias="AUDIT_RETENTION_DAYS"
     )
 
+    # Patients' data keys (shared.crypto): ingest holds them; the others ask it.
+    #: Ingest's address for its internal key endpoint.
+    key_service_url: str = Field(
+        default="http://127.0.0.1:8080", validation_alias="KEY_SERVICE_URL"
+    )
+    #: The service's own OAuth2 client (client credentials) for the key endpoint; unset in
+    #: development: the development credential (API_TOKEN).
+    service_client_id: str | None = Field(default=None, validation_alias="SERVICE_CLIENT_ID")
+    service_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="SERVICE_CLIENT_SECRET"
+    )
+    #: Unset: the issuer's ``/protocol/openid-connect/token`` (Keycloak's layout).
+    oidc_token_url: str | None = Field(default=None, validation_alias="OIDC_TOKEN_URL")
+
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CommonSettings:
         """The development credential only on loopback in development; in production, no
@@ -90,6 +108,9 @@ class CommonSettings(BaseSettings):
                 refused.append("AUDIT_DATABASE_URL (the default audit writer password)")
             if self.log_ref_key.get_secret_value() == DEV_LOG_REF_KEY:
                 refused.append("LOG_REF_KEY (the development key)")
+            master = getattr(self, "master_key", None)
+            if isinstance(master, SecretStr) and master.get_secret_value() == DEV_MASTER_KEY:
+                refused.append("MASTER_KEY (the development key)")
             if refused:
                 raise ValueError(
                     "ENVIRONMENT=production refuses development secrets: " + "; ".join(refused)
@@ -106,6 +127,29 @@ class CommonSettings(BaseSettings):
     def audit_url(self) -> str:
         url = self.audit_database_url or self.database_url
         return url.get_secret_value()
+
+    def key_token(self) -> TokenSource:
+        """The bearer token this service shows ingest's key endpoint."""
+        if self.service_client_id and self.service_client_secret:
+            url = self.oidc_token_url or (
+                self.oidc_issuer.rstrip("/") + "/protocol/openid-connect/token"
+            )
+            return client_credentials(
+                url, self.service_client_id, self.service_client_secret.get_secret_value()
+            )
+        if self.api_token is not None:
+            return static_token(self.api_token.get_secret_value())
+
+        async def unconfigured() -> str:
+            raise RuntimeError(
+                "no credential for ingest's key endpoint: set SERVICE_CLIENT_ID and "
+                "SERVICE_CLIENT_SECRET (or, in development, API_TOKEN)"
+            )
+
+        return unconfigured
+
+    def keyring(self) -> RemoteKeyring:
+        return RemoteKeyring(self.key_service_url, self.key_token())
 
     def oidc(self) -> OidcConfig:
         return OidcConfig(

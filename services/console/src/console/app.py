@@ -23,6 +23,7 @@ from console import chart, projection, projector, queries, views
 from console.principal import Authenticate, Principal, csrf_ok, csrf_token, nobody
 from console.services import Services
 from console.settings import ConsoleSettings
+from shared.crypto import EventCodec
 from shared.db import create_pool, migrate
 from shared.events import (
     Actor,
@@ -84,6 +85,8 @@ def create_app(
     assets = Path(settings.assets_dir)
     htmx_file = assets / f"{HTMX[0]}-{HTMX[1]}" / HTMX[2]
 
+    codec = EventCodec(settings.keyring())  # erasure (helper 2): patient fields sealed
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
@@ -95,7 +98,9 @@ def create_app(
         wake = asyncio.Event()
         if project:
             await consumer.start()
-            task = asyncio.create_task(projector.run(pool, consumer, wake), name="projection")
+            task = asyncio.create_task(
+                projector.run(pool, consumer, wake, codec, producer), name="projection"
+            )
         else:
             task = asyncio.create_task(_idle(), name="no-projection")
         state.update(pool=pool, producer=producer, consumer=consumer, services=services,
@@ -294,7 +299,7 @@ def create_app(
         """Publish what the clinician did (2xx only once it is in Kafka), then apply it here
         at once so the next page shows it (the projector applies it again, idempotently)."""
         try:
-            await publish(state["producer"], CARE_TEAM_EVENTS, event)
+            await publish(state["producer"], CARE_TEAM_EVENTS, event, codec=codec)
         except Exception as exc:
             log.warning("care-team event not published: %s", type(exc).__name__)
             raise PageError(503, "Not recorded", "Kafka is unreachable; nothing was "
