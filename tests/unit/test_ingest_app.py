@@ -20,8 +20,7 @@ from twilio.request_validator import RequestValidator
 from ingest.app import create_app
 from ingest.settings import IngestSettings
 from shared.logs import DEV_LOG_REF_KEY
-from shared.settings import DEV_MASTER_KEY
-from shared.settings import DEV_API_TOKEN
+from shared.settings import DEV_API_TOKEN, DEV_MASTER_KEY
 
 TOKEN = "unit-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
