@@ -76,6 +76,21 @@ master_key() {
   export MASTER_KEY
 }
 
+# SERVICE_CLIENT_ID/SECRET of a service that fetches data keys (its Keycloak client, from
+# .run/keycloak/service-clients.json), unless set already; nothing for the others.
+service_credentials() {
+  local file="$RUN_DIR/keycloak/service-clients.json"
+  case "$1" in assessor | notifier | console) ;; *) return 0 ;; esac
+  [[ -n "${SERVICE_CLIENT_ID:-}" || ! -s "$file" ]] && return 0
+  local id="hfs-$1"
+  [[ "$1" == console ]] && id=hfs-console-service  # hfs-console is its sign-in client
+  echo "SERVICE_CLIENT_ID=$id SERVICE_CLIENT_SECRET=$(json_secret "$file" "$id")"
+}
+
+json_secret() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
 python_deps() {
   local uv=(uv)
   if ! command -v uv >/dev/null; then
@@ -104,7 +119,7 @@ start_service() {
   # Own session and no inherited descriptors: the caller's terminal or CI job never holds it.
   # shellcheck disable=SC2016  # $$ belongs to the inner sh
   setsid sh -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" \
-    "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    env $(service_credentials "$name") "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   for _ in $(seq 50); do [[ -s "$PID_DIR/$name.pid" ]] && break; sleep 0.1; done
   log "$name started (pid $(read_pid "$PID_DIR/$name.pid")), log: $LOG_DIR/$name.log"
 }

@@ -6,8 +6,10 @@ store or the assessor's data dir; every API answers 404 for the patient."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import glob
+import json
 import os
 import secrets
 import shutil
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.e2e.conftest import ROOT, Stack, daytime_zone, random_patient_id, stack_now
+from tools import idp
 from tools.client import eventually
 
 RUN = ROOT / ".run"
@@ -192,3 +195,38 @@ async def test_erasing_an_unknown_patient_is_404_and_needs_admin(stack: Stack) -
         f"/v1/patients/{random_patient_id()}", headers={"Authorization": ""}
     )
     assert r.status_code == 401
+
+
+async def test_only_the_services_own_clients_fetch_data_keys(stack: Stack) -> None:
+    """The key endpoint takes the services' client-credentials tokens (KEY_CLIENTS), not
+    an integration's or a person's, whatever their scopes or roles."""
+    patient_id = random_patient_id()
+    now = await stack_now(stack)
+    tz = daytime_zone(now)
+    r = await stack.ingest.post(
+        "/v1/patients",
+        json={
+            "patient_id": patient_id,
+            "phone": unique_phone(),
+            "timezone": tz,
+            "language": "en",
+            "surgery_date": now.astimezone(ZoneInfo(tz)).date().isoformat(),
+            "baseline_severity": 2,
+            "care_team": {"on_call": unique_phone()},
+            "sms_consent": True,
+        },
+    )
+    assert r.status_code == 202, r.text
+    path = f"/internal/v1/keys/{patient_id}"
+    for token in (idp.client_token("hfs-integration"), idp.person_token("adam.admin")):
+        refused = await stack.ingest.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 403, refused.text
+    secrets_file = RUN / "keycloak" / "service-clients.json"
+    service = idp.client_token("hfs-notifier", json.loads(secrets_file.read_text())["hfs-notifier"])
+    got = await stack.ingest.get(path, headers={"Authorization": f"Bearer {service}"})
+    assert got.status_code == 200, got.text
+    assert len(base64.b64decode(got.json()["key"])) == 32
+    unknown = await stack.ingest.get(
+        f"/internal/v1/keys/{random_patient_id()}", headers={"Authorization": f"Bearer {service}"}
+    )
+    assert unknown.status_code == 404

@@ -122,9 +122,8 @@ async def opened(raw: str) -> dict[str, Any]:
     if not fields or not isinstance(patient_id, str):
         return doc
     if not _KEYRING:
-        token = os.environ.get("API_TOKEN", "dev-token-change-me")
         base = os.environ.get("KEY_SERVICE_URL", PUBLIC_BASE_URL)
-        _KEYRING.append(RemoteKeyring(base, static_token(token)))
+        _KEYRING.append(RemoteKeyring(base, static_token(_token())))
     key = await _KEYRING[0].key(patient_id)
     assert key is not None, "a sealed event of a patient without a key"
     for f in fields:

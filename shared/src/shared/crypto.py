@@ -168,6 +168,8 @@ class EventCodec:
     async def decode(self, raw: bytes | str) -> Event:
         """The event with its fields opened. ``KeyUnavailable``: the patient was erased
         (skip the event); ``ValueError``/``ValidationError``: not an event (dead letter)."""
+        if not isinstance(raw, bytes | str):
+            raise ValueError("not an event (a tombstone?)")
         doc = json.loads(raw)
         if not isinstance(doc, dict):
             return parse_event(raw)  # let validation say what is wrong
@@ -244,6 +246,7 @@ class RemoteKeyring:
         self._keys: dict[str, bytes] = {}
         self._missing: dict[str, float] = {}
         self._client = client
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def cached(self, patient_id: str) -> bytes | None:
         return self._keys.get(patient_id)
@@ -261,11 +264,7 @@ class RemoteKeyring:
             return None
         url = f"{self.base_url}/internal/v1/keys/{patient_id}"
         headers = {"Authorization": f"Bearer {await self.token()}"}
-        if self._client is not None:
-            response = await self._client.get(url, headers=headers)
-        else:  # a client per fetch: keys are fetched once per patient, then kept
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                response = await client.get(url, headers=headers)
+        response = await self._http().get(url, headers=headers)
         if response.status_code == 404:
             self._missing[patient_id] = time.monotonic()
             return None
@@ -276,6 +275,14 @@ class RemoteKeyring:
         self._keys[patient_id] = key
         self._missing.pop(patient_id, None)
         return key
+
+    def _http(self) -> httpx.AsyncClient:
+        """One keep-alive client per event loop (a catch-up fetches many keys in a row)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(timeout=5.0)
+            self._loop = loop
+        return self._client
 
     async def close(self) -> None:
         if self._client is not None:

@@ -41,7 +41,7 @@ def consumer(bootstrap: str, group: str = "console") -> AIOKafkaConsumer:
 
 async def apply_batch(
     pool: asyncpg.Pool,
-    values: list[bytes],
+    values: list[bytes | None],
     codec: EventCodec | None = None,
     producer: AIOKafkaProducer | None = None,
 ) -> int:
@@ -50,6 +50,9 @@ async def apply_batch(
     ``patient.erased`` deletes the patient's rows and, after the commit, is reported."""
     events = []
     for raw in values:
+        if raw is None:  # a tombstone (an erased patient's key on a compacted topic)
+            APPLIED.labels("ignored").inc()
+            continue
         try:
             events.append(await codec.decode(raw) if codec is not None else parse_event(raw))
         except KeyUnavailable:

@@ -17,7 +17,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -142,8 +142,13 @@ class Resources:
 
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
-    keyring: keys.LocalKeyring
-    codec: EventCodec
+    #: The patients' data keys and the event codec that seals with them (``arm``).
+    keyring: keys.LocalKeyring = field(init=False)
+    codec: EventCodec = field(init=False)
+
+    def arm(self, master_key: bytes) -> None:
+        self.keyring = keys.LocalKeyring(self.pool, master_key)
+        self.codec = EventCodec(self.keyring)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -167,8 +172,7 @@ async def connect(settings: IngestSettings) -> Resources:
     except BaseException:
         await pool.close()
         raise
-    keyring = keys.LocalKeyring(pool, parse_master_key(settings.master_key.get_secret_value()))
-    return Resources(pool, producer, keyring, EventCodec(keyring))
+    return Resources(pool, producer)
 
 
 def unavailable(what: str) -> ApiError:
@@ -251,6 +255,7 @@ def create_app(
     supervisor = Supervisor()  # the outbox relay, the clock ticker, erasure and retention
     erasure_stores = settings.erasure_store_names
     relay: outbox.Relay | None = None
+    master_key = parse_master_key(settings.master_key.get_secret_value())
 
     async def keep_connecting() -> None:
         """Connect in the background: until then /readyz and every request say 503."""
@@ -270,6 +275,7 @@ def create_app(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
+                resources.arm(master_key)
                 log.info("connected to Kafka and PostgreSQL")
                 relay = outbox.Relay(resources.pool, resources.producer)
                 supervisor.add("outbox-relay", relay.run_forever)

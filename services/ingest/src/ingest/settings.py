@@ -36,7 +36,7 @@ class IngestSettings(CommonSettings):
     master_key: SecretStr = Field(default=SecretStr(DEV_MASTER_KEY), validation_alias="MASTER_KEY")
     #: OAuth2 clients (token ``azp``) that may fetch patients' data keys: the services.
     key_clients: str = Field(
-        default="hfs-assessor,hfs-notifier,hfs-console", validation_alias="KEY_CLIENTS"
+        default="hfs-assessor,hfs-notifier,hfs-console-service", validation_alias="KEY_CLIENTS"
     )
     #: A patient whose monitoring completed is erased this many days later (7 years).
     retention_days_after_completion: int = Field(

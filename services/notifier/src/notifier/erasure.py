@@ -57,17 +57,23 @@ class TwilioMessageEraser:
 
     def _listed(self, phone: str) -> list[str]:
         try:
-            found = [str(m.sid) for m in self._client.messages.list(to=phone)]
-            found += [str(m.sid) for m in self._client.messages.list(from_=phone)]
+            found = [str(m.sid) for m in self._client.messages.list(to=phone, page_size=1000)]
+            found += [str(m.sid) for m in self._client.messages.list(from_=phone, page_size=1000)]
         except (TwilioException, OSError) as exc:
             raise ProviderUnavailable(type(exc).__name__) from exc
         return found
 
     def _erase(self, sids: list[str], phones: list[str]) -> int:
-        wanted = dict.fromkeys(sids)
-        for phone in phones:
-            wanted.update(dict.fromkeys(self._listed(phone)))
-        return sum(self._delete(sid) for sid in wanted)
+        deleted = sum(self._delete(sid) for sid in dict.fromkeys(sids))
+        tried = set(sids)
+        # List again until nothing new is listed: a provider may list one page at a time,
+        # and deleted messages leave the listing.
+        while True:
+            fresh = [s for phone in phones for s in self._listed(phone) if s not in tried]
+            if not fresh:
+                return deleted
+            tried.update(fresh)
+            deleted += sum(self._delete(sid) for sid in dict.fromkeys(fresh))
 
     async def erase(self, sids: list[str], phones: list[str]) -> int:
         return await asyncio.to_thread(self._erase, sids, phones)
