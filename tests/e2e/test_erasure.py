@@ -230,3 +230,17 @@ async def test_only_the_services_own_clients_fetch_data_keys(stack: Stack) -> No
         f"/internal/v1/keys/{random_patient_id()}", headers={"Authorization": f"Bearer {service}"}
     )
     assert unknown.status_code == 404
+    # Many at once (a consumer's batch): the unknown ones are left out.
+    many = await stack.ingest.post(
+        "/internal/v1/keys",
+        json={"patient_ids": [patient_id, random_patient_id()]},
+        headers={"Authorization": f"Bearer {service}"},
+    )
+    assert many.status_code == 200, many.text
+    assert many.json()["keys"] == {patient_id: got.json()["key"]}
+    refused = await stack.ingest.post(
+        "/internal/v1/keys",
+        json={"patient_ids": [patient_id]},
+        headers={"Authorization": f"Bearer {idp.client_token('hfs-integration')}"},
+    )
+    assert refused.status_code == 403

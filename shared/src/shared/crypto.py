@@ -24,6 +24,7 @@ import binascii
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -32,11 +33,14 @@ import httpx
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shared.events import Envelope, Event, parse_event
+from shared.events import PATIENT_ID_PATTERN, Envelope, Event, parse_event
 
 log = logging.getLogger(__name__)
 
 PREFIX = "enc:v1:"
+_PATIENT_ID = re.compile(PATIENT_ID_PATTERN)
+#: Patients per key request of ``RemoteKeyring.prefetch`` (and the endpoint's limit).
+PREFETCH_BATCH = 500
 NONCE_BYTES = 12
 KEY_BYTES = 32
 
@@ -275,6 +279,38 @@ class RemoteKeyring:
         self._keys[patient_id] = key
         self._missing.pop(patient_id, None)
         return key
+
+    async def prefetch(self, patient_ids: set[str]) -> None:
+        """Fetch the keys not yet in memory in one request per ``PREFETCH_BATCH`` (a batch
+        of events, or a catch-up, asks once instead of once per patient); a patient without
+        a key is remembered as such for ``negative_ttl``."""
+        now = time.monotonic()
+        wanted = sorted(
+            p
+            for p in patient_ids
+            if _PATIENT_ID.fullmatch(p)  # a record keyed otherwise is no patient's
+            and p not in self._keys
+            and not (p in self._missing and now - self._missing[p] < self.negative_ttl)
+        )
+        for i in range(0, len(wanted), PREFETCH_BATCH):
+            chunk = wanted[i : i + PREFETCH_BATCH]
+            response = await self._http().post(
+                f"{self.base_url}/internal/v1/keys",
+                json={"patient_ids": chunk},
+                headers={"Authorization": f"Bearer {await self.token()}"},
+            )
+            response.raise_for_status()
+            found: dict[str, str] = response.json()["keys"]
+            for patient_id in chunk:
+                encoded = found.get(patient_id)
+                if encoded is None:
+                    self._missing[patient_id] = time.monotonic()
+                    continue
+                key = base64.b64decode(encoded)
+                if len(key) != KEY_BYTES:
+                    raise SealError("ingest answered a key of the wrong length")
+                self._keys[patient_id] = key
+                self._missing.pop(patient_id, None)
 
     def _http(self) -> httpx.AsyncClient:
         """One keep-alive client per event loop (a catch-up fetches many keys in a row)."""

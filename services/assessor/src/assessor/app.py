@@ -318,11 +318,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
         return [w for w in work if w[0] in keyed]
 
     async def keyed_patients(patients: set[str]) -> set[str]:
-        out = set()
-        for patient_id in patients:
-            if await until_reachable(lambda p=patient_id: keyring.key(p)) is not None:
-                out.add(patient_id)
-        return out
+        await until_reachable(lambda: keyring.prefetch(patients))
+        return {p for p in patients if keyring.cached(p) is not None}
 
     async def decode(raw: bytes) -> Any:
         return await until_reachable(lambda: codec.decode(raw))
@@ -451,6 +448,9 @@ def create_app(settings: AssessorSettings) -> faust.App:
         applied: list[tuple[str, str, str]] = []
         sources: list[Any] = []
         erased: list[tuple[PatientErased, int]] = []
+        # The batch's patients' keys in one request (records are keyed by patient id).
+        keyed = {e.key.decode() for e in events if isinstance(e.key, bytes)}
+        await until_reachable(lambda: keyring.prefetch(keyed))
         for event in events:
             raw, key = event.value, event.key
             try:

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
@@ -46,7 +46,7 @@ from ingest.ticker import run_ticker
 from shared.audit import ANY_TEAM, AuditTrail, decode_cursor, encode_cursor, sms_actor
 from shared.audit import query as audit_query
 from shared.auth import Authenticator, Principal, may
-from shared.crypto import EventCodec, KeyUnavailable, parse_master_key
+from shared.crypto import PREFETCH_BATCH, EventCodec, KeyUnavailable, parse_master_key
 from shared.db import create_pool, migrate
 from shared.events import (
     PATIENT_ID_PATTERN,
@@ -740,6 +740,18 @@ def create_app(
             raise ApiError(404, "unknown_patient", "No key: no such patient, or erased.")
         return {"key": base64.b64encode(key).decode()}
 
+    @app.post("/internal/v1/keys", include_in_schema=False)
+    async def patient_keys(body: KeyRequest, caller: Principal = caller_of) -> dict[str, Any]:
+        """Many patients' keys in one request (a consumer's batch); unknown ones left out."""
+        if not (caller.development or (caller.client in settings.key_client_ids)):
+            raise ApiError(403, "forbidden", "Only the platform's services may fetch keys.")
+        res = deps()
+        try:
+            found = await res.keyring.keys(sorted(set(body.patient_ids)))
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        return {"keys": {p: base64.b64encode(k).decode() for p, k in found.items()}}
+
     async def start_erasure(
         patient_id: str, reason: ErasureReason, requested_by: str
     ) -> erasure.Started | None:
@@ -1119,6 +1131,14 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient_ids: Annotated[
+        list[Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN)]],
+        Field(min_length=1, max_length=PREFETCH_BATCH),
+    ]
 
 
 def _instant(name: str, value: str | None) -> dt.datetime | None:

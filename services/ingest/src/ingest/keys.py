@@ -73,6 +73,39 @@ class LocalKeyring:
         self._keys[patient_id] = key
         return key
 
+    async def keys(self, patient_ids: list[str]) -> dict[str, bytes]:
+        """The keys of those patients that have one (enrolled patients without one yet get
+        one, as in ``key``), in one round trip for the lot."""
+        out = {p: k for p in patient_ids if (k := self._keys.get(p)) is not None}
+        wanted = [p for p in patient_ids if p not in out]
+        if not wanted:
+            return out
+        rows = await self.pool.fetch(
+            "SELECT patient_id, wrapped FROM ingest.patient_keys WHERE patient_id = ANY($1)",
+            wanted,
+        )
+        found = {r["patient_id"]: bytes(r["wrapped"]) for r in rows}
+        for patient_id in wanted:
+            if patient_id not in found:
+                key = await self.key(patient_id)  # creates one for an enrolled patient
+                if key is not None:
+                    out[patient_id] = key
+                continue
+            key = unwrap_key(self.master, patient_id, found[patient_id])
+            self._keys[patient_id] = key
+            out[patient_id] = key
+        return out
+
+
+async def ensure_many(pool: asyncpg.Pool, master: bytes, patient_ids: list[str]) -> None:
+    """Create keys for patients enrolled by other means than ingest's API (benchmarks that
+    write a cohort straight to Kafka)."""
+    await pool.executemany(
+        "INSERT INTO ingest.patient_keys (patient_id, wrapped) VALUES ($1, $2)"
+        " ON CONFLICT (patient_id) DO NOTHING",
+        [(p, wrap_key(master, p, new_data_key())) for p in patient_ids],
+    )
+
 
 async def destroy(conn: asyncpg.Connection, patient_id: str) -> int:
     """Delete the patient's key (in the caller's transaction): crypto-shredding."""
