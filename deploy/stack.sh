@@ -13,19 +13,23 @@
 #      TWILIO_*, PUBLIC_BASE_URL) plus INGEST_PORT, ASSESSOR_PORT, NOTIFIER_PORT,
 #      SANDBOX_PORT, READY_TIMEOUT (120 s), SWITCH_MODE (1: restart running services
 #      whose SIMULATED_CLOCK differs, instead of refusing), KEYCLOAK_PORT (8180),
-#      KEYCLOAK_MANAGEMENT_PORT (9000), OIDC_ISSUER (the local Keycloak's realm hfs).
+#      KEYCLOAK_MANAGEMENT_PORT (9000), OIDC_ISSUER (the local Keycloak's realm hfs),
+#      CONSOLE_PORT (8083), CONSOLE_COOKIE_SECURE (1; 0 allows the session cookie over
+#      plain http, development only), CONSOLE_SECRET_KEY [generated into .run/].
 set -euo pipefail
 
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICES=(sandbox ingest assessor notifier)
+# The console last: it calls ingest, the assessor and the notifier for the signed-in user.
+SERVICES=(sandbox ingest assessor notifier console)
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
 PY="$REPO_ROOT/.venv/bin/python"
 cd "$REPO_ROOT"
 
 export INGEST_PORT="${INGEST_PORT:-8080}" ASSESSOR_PORT="${ASSESSOR_PORT:-8081}"
 export NOTIFIER_PORT="${NOTIFIER_PORT:-8082}" SANDBOX_PORT="${SANDBOX_PORT:-8090}"
+export CONSOLE_PORT="${CONSOLE_PORT:-8083}"
 export SIMULATED_CLOCK="${SIMULATED_CLOCK:-0}"
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
 export DATABASE_URL="${DATABASE_URL:-postgresql://recovery:recovery@127.0.0.1:${PG_PORT:-55432}/recovery}"
@@ -44,6 +48,7 @@ port_of() {
   case "$1" in
     sandbox) echo "$SANDBOX_PORT" ;; ingest) echo "$INGEST_PORT" ;;
     assessor) echo "$ASSESSOR_PORT" ;; notifier) echo "$NOTIFIER_PORT" ;;
+    console) echo "$CONSOLE_PORT" ;;
   esac
 }
 
@@ -89,6 +94,41 @@ service_credentials() {
 
 json_secret() {
   python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# The console's environment: the services it calls, its session key (generated once) and
+# the realm's generated secret of its OIDC client (written by keycloak.sh start).
+console_env() {
+  export CONSOLE_INGEST_URL="${CONSOLE_INGEST_URL:-http://127.0.0.1:$INGEST_PORT}"
+  export CONSOLE_ASSESSOR_URL="${CONSOLE_ASSESSOR_URL:-http://127.0.0.1:$ASSESSOR_PORT}"
+  export CONSOLE_NOTIFIER_URL="${CONSOLE_NOTIFIER_URL:-http://127.0.0.1:$NOTIFIER_PORT}"
+  export CONSOLE_ASSETS_DIR="${CONSOLE_ASSETS_DIR:-$RUN_DIR/assets}"
+  export CONSOLE_COOKIE_SECURE="${CONSOLE_COOKIE_SECURE:-1}"
+  if [[ -z "${CONSOLE_SECRET_KEY:-}" ]]; then
+    local f="$RUN_DIR/console-secret-key"
+    [[ -s "$f" ]] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+    CONSOLE_SECRET_KEY="$(<"$f")"
+    export CONSOLE_SECRET_KEY
+  fi
+  if [[ -z "${CONSOLE_OIDC_CLIENT_SECRET:-}" && -s "$RUN_DIR/keycloak/clients.json" ]]; then
+    CONSOLE_OIDC_CLIENT_SECRET="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["clients"]["hfs-console"]["client_secret"])' "$RUN_DIR/keycloak/clients.json")"
+    export CONSOLE_OIDC_CLIENT_SECRET
+  fi
+}
+
+# The demo clinician a newcomer signs in with (from .run/demo-users.json).
+demo_clinician() {
+  python3 - "$RUN_DIR/demo-users.json" <<'EOF'
+import json, sys
+try:
+    users = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+for u in users:
+    if "clinician" in u["roles"]:
+        print(f"{u['username']} / {u['password']} (team {', '.join(u['teams'])})")
+        break
+EOF
 }
 
 python_deps() {
@@ -186,9 +226,12 @@ up() {
   (cd "$REPO_ROOT" && "$PY" -m shared.topics >>"$LOG_DIR/topics.log" 2>&1) ||
     { tail_log "$LOG_DIR/topics.log"; die "creating topics failed"; }
   "$DEPLOY_DIR/keycloak.sh" wait
+  "$DEPLOY_DIR/npm-assets.sh"
+  console_env
   for s in "${SERVICES[@]}"; do start_service "$s"; done
   for s in "${SERVICES[@]}"; do wait_ready "$s"; done
   log "ready: ingest :$INGEST_PORT, assessor :$ASSESSOR_PORT, notifier :$NOTIFIER_PORT, sandbox :$SANDBOX_PORT (token in $RUN_DIR/api-token), identity provider $OIDC_ISSUER (demo users in $RUN_DIR/demo-users.json)"
+  log "care-team console: http://127.0.0.1:$CONSOLE_PORT/ — sign in as $(demo_clinician)"
 }
 
 down() {

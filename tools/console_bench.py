@@ -17,6 +17,7 @@ import secrets
 import statistics
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -125,6 +126,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         settings = ConsoleSettings(
             DATABASE_URL=url, CONSOLE_NOTIFIER_URL=NOTIFIER,
             CONSOLE_ASSETS_DIR=str(ROOT / ".run" / "assets"),
+            # The audit rows the pages write go to the stack's trail, as in production.
+            AUDIT_DATABASE_URL=urlsplit(DATABASE_URL)._replace(
+                netloc="hfs_audit_writer:hfs_audit_writer@"
+                + urlsplit(DATABASE_URL).netloc.rpartition("@")[2]
+            ).geturl(),
         )  # type: ignore[call-arg]  # fmt: skip
         principal = Principal(sub="bench", name="Bench", roles=frozenset({"clinician"}),
                               teams=("team-a",), token=api_token(), session_id="bench")  # fmt: skip

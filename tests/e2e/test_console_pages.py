@@ -6,11 +6,14 @@ Its projection is fed from the stack's real topics into a scratch database."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -65,6 +68,8 @@ async def console(stack: Stack) -> AsyncIterator[Console]:
     base, _, _ = DATABASE_URL.rpartition("/")
     settings = ConsoleSettings(
         DATABASE_URL=f"{base}/{name}",
+        # The audit trail is the stack's (its writer role, its database), as in production.
+        AUDIT_DATABASE_URL=audit_url(),
         CONSOLE_GROUP_ID=name,
         CONSOLE_SECRET_KEY=SECRET,
         CONSOLE_ASSETS_DIR=str(ROOT / ".run" / "assets"),
@@ -99,6 +104,19 @@ async def console(stack: Stack) -> AsyncIterator[Console]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def audit_url() -> str:
+    parts = urlsplit(DATABASE_URL)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"hfs_audit_writer:hfs_audit_writer@{host}").geturl()
+
+
+async def audit_of(stack: Stack, patient_id: str) -> list[dict[str, Any]]:
+    r = await stack.ingest.get("/v1/audit", params={"patient_id": patient_id})
+    assert r.status_code == 200, r.text
+    events: list[dict[str, Any]] = r.json()["events"]
+    return [e for e in events if e["actor"]["client"] == "hfs-console"]
 
 
 async def _ok(request: object) -> bool:
@@ -221,7 +239,7 @@ async def test_a_red_flag_is_worked_from_arrival_to_closure(stack: Stack, consol
     assert own.status_code == 303
     row = await alert_row()
     assert row
-    assert '<td class="owner">Dr Test</td>' in row
+    assert 'class="owner">Dr Test</td>' in row
 
     bad = await console.client.post(f"/alerts/{alert_id}/close",
                                     data={"csrf": console.csrf, "outcome": "shrugged"})  # fmt: skip
@@ -242,6 +260,13 @@ async def test_a_red_flag_is_worked_from_arrival_to_closure(stack: Stack, consol
     assert (await console.client.get(f"/patients/{patient_id}")).status_code == 403
     assert (await console.client.get("/patients/no-such-patient")).status_code == 403
     assert await alert_row() is None
+
+    # Every look at the patient is in the audit trail, the refusal too; no phone in it.
+    rows = await audit_of(stack, patient_id)
+    reads = {(e["actor"]["name"], e["action"], e["resource"], e["outcome"]) for e in rows}
+    assert ("Dr Test", "patient.read", "console.patient", "allowed") in reads
+    assert ("Dr Other", "patient.read", "console.patient", "denied") in reads
+    assert phone not in json.dumps(rows)
     console.sign_in(None)
     assert (await console.client.get("/")).status_code == 401
 
@@ -292,3 +317,7 @@ async def test_enrollment_and_a_recorded_stop_reach_the_patient_page(
     listed = await console.client.get("/patients", params={"q": patient_id})
     assert f'data-patient-id="{patient_id}"' in listed.text
     assert "stopped" in listed.text
+    # The search shows the patient, so it is audited (the search words are not).
+    listed_rows = [e for e in await audit_of(stack, patient_id) if e["action"] == "patient.list"]
+    assert listed_rows, "the patient list's read was not audited"
+    assert all(e["resource"] == "console.patients" for e in listed_rows)

@@ -27,6 +27,7 @@ OURS = {
     "assessor": ["shared", "assessor"],
     "notifier": ["shared", "notifier"],
     "sandbox": ["sandbox"],
+    "console": ["shared", "console"],
 }
 SOURCES = {
     "shared": ROOT / "shared" / "src",
@@ -34,6 +35,7 @@ SOURCES = {
     "assessor": ROOT / "services" / "assessor" / "src",
     "notifier": ROOT / "services" / "notifier" / "src",
     "sandbox": ROOT / "services" / "sandbox" / "src",
+    "console": ROOT / "services" / "console" / "src",
 }
 ENV_READS = (
     re.compile(r'validation_alias\s*=\s*"([A-Z][A-Z0-9_]*)"'),
@@ -105,7 +107,7 @@ def test_services_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None
             assert cond["condition"] == wanted, (name, dep)
             if wanted == "service_healthy":
                 assert "healthcheck" in services[dep], f"{dep} has no health check"
-    for name in ("kafka", "postgres", "ingest", "assessor", "notifier", "sandbox"):
+    for name in ("kafka", "postgres", "ingest", "assessor", "notifier", "sandbox", "console"):
         assert "healthcheck" in services[name], name
 
 
@@ -150,3 +152,16 @@ def test_mounted_config_files_exist(compose: dict[str, Any]) -> None:
             source = str(volume).split(":", 1)[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name}: {source} missing"
+
+
+def test_the_console_listens_on_loopback_after_the_services_it_calls(
+    compose: dict[str, Any],
+) -> None:
+    console = compose["services"]["console"]
+    assert console["ports"] == ["127.0.0.1:${CONSOLE_HOST_PORT:-8083}:8083"]
+    assert {"ingest", "assessor", "notifier"} <= set(console["depends_on"])
+    env = environment(console)
+    assert env["CONSOLE_COOKIE_SECURE"] == "${CONSOLE_COOKIE_SECURE:-1}"
+    # The secrets have no default: compose refuses to start without them.
+    for name in ("CONSOLE_SECRET_KEY", "CONSOLE_OIDC_CLIENT_SECRET"):
+        assert ":?" in env[name], name

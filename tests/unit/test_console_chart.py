@@ -29,6 +29,14 @@ def test_points_carry_the_alerts_whose_evidence_names_them() -> None:
     ]
 
 
+def test_an_alert_known_to_the_assessor_and_the_projection_marks_its_report_once() -> None:
+    reports = [report(12, None)]
+    same = {"kind": "red_flag", "evidence": [reports[0]["event_id"]]}
+    (pt,) = chart.points(reports, [same, dict(same)])
+    assert pt.alerts == ("red_flag",)
+    assert chart.svg([pt], 3, 12).count(">red flag</text>") == 1
+
+
 def test_the_svg_places_each_report_and_labels_what_colour_would_otherwise_tell() -> None:
     reports = [report(5, 3), report(40, 1), report(60, None)]
     alerts = [{"kind": "red_flag", "evidence": [reports[2]["event_id"]]}]
@@ -117,3 +125,9 @@ def test_the_conversation_interleaves_texts_and_ours_by_time() -> None:
         ("in", "2 better", "received"),
         ("in", "STOP", "received"),
     ]
+
+
+def test_a_texted_note_that_carries_its_grade_is_shown_as_sent() -> None:
+    at = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
+    texts = [{"at": at, "kind": "report", "severity": 2, "note": "2 and my face droops"}]
+    assert [m["body"] for m in _conversation(texts, [])] == ["2 and my face droops"]

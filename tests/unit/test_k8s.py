@@ -19,6 +19,7 @@ PACKAGES = {
     "ingest": ["shared", "ingest"],
     "assessor": ["shared", "assessor"],
     "notifier": ["shared", "notifier"],
+    "console": ["shared", "console"],
     "topics": ["shared"],
 }
 
@@ -52,7 +53,7 @@ def test_every_manifest_is_listed_and_well_formed(docs: list[dict[str, Any]]) ->
 
 def test_services_run_non_root_with_probes(docs: list[dict[str, Any]]) -> None:
     deployments = by_kind(docs, "Deployment")
-    assert set(deployments) == {"ingest", "assessor", "notifier"}
+    assert set(deployments) == {"ingest", "assessor", "notifier", "console"}
     for name, dep in deployments.items():
         spec = dep["spec"]
         assert spec["selector"]["matchLabels"] == spec["template"]["metadata"]["labels"]
@@ -101,3 +102,15 @@ def test_kafka_has_three_brokers_at_the_local_version(docs: list[dict[str, Any]]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
     assert len(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == 3
+
+
+def test_the_console_takes_its_secrets_from_the_secret_and_serves_https(
+    docs: list[dict[str, Any]],
+) -> None:
+    (container,) = by_kind(docs, "Deployment")["console"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("CONSOLE_SECRET_KEY", "CONSOLE_OIDC_CLIENT_SECRET", "DATABASE_URL"):
+        assert "secretKeyRef" in env[name].get("valueFrom", {}), name
+    config = load("config.yaml")[0]["data"]
+    assert config["CONSOLE_PUBLIC_URL"].startswith("https://")
+    assert config["ENVIRONMENT"] == "production"

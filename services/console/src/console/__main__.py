@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from console.app import create_app
 from console.settings import ConsoleSettings
+from console.signin import OidcSignIn
 from shared.logs import configure_logging
 from shared.web import serve
 
@@ -11,7 +12,9 @@ from shared.web import serve
 def main() -> None:
     settings = ConsoleSettings()
     configure_logging("console", settings.log_level)
-    serve(create_app(settings), settings.bind_host, settings.port)
+    sign_in = OidcSignIn(settings)
+    app = create_app(settings, sign_in.authenticate, extra_routes=sign_in.install)
+    serve(app, settings.bind_host, settings.port)
 
 
 if __name__ == "__main__":

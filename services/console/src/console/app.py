@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -23,6 +24,8 @@ from console import chart, projection, projector, queries, views
 from console.principal import Authenticate, Principal, csrf_ok, csrf_token, nobody
 from console.services import Services
 from console.settings import ConsoleSettings
+from shared import auth
+from shared.audit import AuditTrail, AuditUnavailable
 from shared.crypto import EventCodec
 from shared.db import create_pool, migrate
 from shared.events import (
@@ -84,13 +87,22 @@ def create_app(
     secret = settings.secret_key.get_secret_value().encode()
     assets = Path(settings.assets_dir)
     htmx_file = assets / f"{HTMX[0]}-{HTMX[1]}" / HTMX[2]
+    trail = AuditTrail(settings.audit_url(), "console", wall)
+    # Logout is a form post answered by a redirect to the IdP's end-session endpoint, and
+    # browsers hold redirects after a form to form-action too: the issuer's origin is allowed.
+    issuer = urlsplit(settings.oidc_issuer)
+    headers = dict(SECURITY_HEADERS)
+    headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+        "form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}"
+    )
 
     codec = EventCodec(settings.keyring())  # erasure (helper 2): patient fields sealed
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
         await migrate(pool, "console", "console")
+        app_.state.pool = pool  # the sign-in's sessions live in the console's schema too
         producer: AIOKafkaProducer = create_producer(settings.kafka_bootstrap, "console")
         await producer.start()
         consumer = projector.consumer(settings.kafka_bootstrap, settings.group_id)
@@ -115,6 +127,7 @@ def create_app(
                 await consumer.stop()
             await producer.stop()
             await services.close()
+            await trail.close()
             await pool.close()
 
     app = FastAPI(title="HFS recovery — care-team console", lifespan=lifespan,
@@ -134,7 +147,7 @@ def create_app(
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
+        for k, v in headers.items():
             response.headers.setdefault(k, v)
         return response
 
@@ -170,8 +183,18 @@ def create_app(
     @app.exception_handler(PageError)
     async def on_page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
-        if exc.status == 401 and state.get("login_path"):
-            return RedirectResponse(str(state["login_path"]), status_code=303)
+        if exc.status == 401:
+            if request.headers.get("HX-Request") == "true":
+                # htmx does not follow a redirect to the IdP: reload the page instead, and
+                # the page's own request is sent to sign-in.
+                return Response(status_code=401, headers={"HX-Refresh": "true"})
+            if state.get("login_path"):
+                here = request.url.path if request.method == "GET" else "/"
+                if request.method == "GET" and request.url.query:
+                    here += "?" + request.url.query
+                return RedirectResponse(
+                    f"{state['login_path']}?{urlencode({'next': here})}", status_code=303
+                )
         return templates.TemplateResponse(
             request, "error.html", {"title": exc.title, "message": exc.message, "user": None},
             status_code=exc.status,
@@ -197,6 +220,24 @@ def create_app(
                **ctx: Any) -> HTMLResponse:  # fmt: skip
         ctx.update(user=principal, csrf=csrf_token(secret, principal), htmx=htmx_file.is_file())
         return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+    def audit_actor(principal: Principal) -> auth.Principal:
+        """The signed-in user as the audit trail records APIs' callers (no token)."""
+        return auth.Principal(sub=principal.sub, name=principal.name, client="hfs-console",
+                              roles=principal.roles, scopes=frozenset(),
+                              teams=frozenset(principal.teams))  # fmt: skip
+
+    def source_of(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    async def audited(coro: Any) -> None:
+        """A read of patient data is recorded before it is shown; if the audit cannot be
+        written, nothing is shown (503), as in the APIs."""
+        try:
+            await coro
+        except AuditUnavailable:
+            raise PageError(503, "Not available", "The audit trail cannot be written "
+                            "just now, so nothing is shown. Try again.") from None  # fmt: skip
 
     async def now() -> dt.datetime:
         return await queries.business_now(pool(), wall())
@@ -240,14 +281,32 @@ def create_app(
             pool(), teams, query=q.strip()[:64], phase=phase if phase in views.PHASES else "",
             open_only=bool(open), after=after[:64], limit=settings.page_size,
         )  # fmt: skip
+        # Who saw which patients (one row each; the search words are not recorded: a name
+        # typed into the search box is patient data).
+        actor_ = audit_actor(principal)
+        await audited(asyncio.gather(*(
+            trail.record(actor_, "patient.list", "allowed", patient_id=p["patient_id"],
+                         resource="console.patients", source=source_of(request))
+            for p in page.rows
+        )))  # fmt: skip
         filters = {"q": q, "phase": phase, "team": team, "open": open}
         return render(request, "patients.html", principal, page=page, filters=filters)
 
-    async def visible_patient(principal: Principal, patient_id: str) -> dict[str, Any]:
+    async def visible_patient(
+        principal: Principal, patient_id: str, request: Request | None = None
+    ) -> dict[str, Any]:
         """The patient, if one of the user's teams has them; otherwise 403 whether or not
-        the patient exists (nothing is revealed)."""
+        the patient exists (nothing is revealed). With ``request``, the read (or its
+        refusal) is audited first."""
         row = await queries.patient(pool(), patient_id)
-        if row is None or not principal.may_see(row["team"]):
+        allowed = row is not None and principal.may_see(row["team"])
+        if request is not None:
+            await audited(trail.record(
+                audit_actor(principal), "patient.read", "allowed" if allowed else "denied",
+                patient_id=patient_id[:64], resource="console.patient",
+                source=source_of(request),
+            ))  # fmt: skip
+        if row is None or not allowed:
             raise PageError(403, "Not your patient",
                             "No patient of your care teams has that id.")  # fmt: skip
         return row
@@ -255,7 +314,7 @@ def create_app(
     @app.get("/patients/{patient_id}", response_class=HTMLResponse)
     async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
         principal = await signed_in(request)
-        patient = await visible_patient(principal, patient_id)
+        patient = await visible_patient(principal, patient_id, request)
         recovery, sent = await asyncio.gather(
             services().recovery(principal.token, patient_id),
             services().notifications(principal.token, patient_id),
@@ -362,7 +421,7 @@ def create_app(
     @app.get("/patients/{patient_id}/edit", response_class=HTMLResponse)
     async def edit_form(request: Request, patient_id: str) -> HTMLResponse:
         principal = await signed_in(request)
-        patient = await visible_patient(principal, patient_id)
+        patient = await visible_patient(principal, patient_id, request)
         values = _flatten(patient["enrollment"]) | {"patient_id": patient_id}
         return render(request, "enroll.html", principal, values=values, errors={}, editing=True)
 
@@ -395,6 +454,10 @@ def create_app(
             raise PageError(answer.status if answer.status in (403, 404, 422) else 503,
                             "Not recorded", answer.message)  # fmt: skip
         return RedirectResponse(f"/patients/{patient_id}?consent={choice}", status_code=303)
+
+    @app.get("/signed-out", response_class=HTMLResponse)
+    async def signed_out(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, "signed_out.html", {"user": None})
 
     @app.get("/assets/htmx.min.js")
     async def htmx() -> Response:
@@ -429,7 +492,8 @@ def _conversation(
         if t["kind"] == "report":
             parts = [] if t["severity"] is None else [str(t["severity"])]
             if t["note"]:
-                parts.append(t["note"])
+                # A texted note is the whole text, grade included: shown as it was sent.
+                parts = [t["note"]] if t["note"].startswith(tuple(parts)) else [*parts, t["note"]]
             body = " ".join(parts)
         else:
             body = t["kind"].upper()

@@ -17,7 +17,8 @@ SIX_MONTHS = 183
 MAX_SEVERITY = 4
 
 W, H = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 44, 16, 34, 40
+#: The right margin holds the baseline's label, clear of the points and the 6-month line.
+LEFT, RIGHT, TOP, BOTTOM = 44, 76, 34, 40
 
 KIND_LABELS = {
     "red_flag": "red flag",
@@ -42,7 +43,10 @@ def points(reports: list[dict[str, Any]], alerts: list[dict[str, Any]]) -> list[
     raised: dict[str, list[str]] = {}
     for a in alerts:
         for e in a.get("evidence") or []:
-            raised.setdefault(str(e), []).append(str(a.get("kind")))
+            kinds = raised.setdefault(str(e), [])
+            # The same alert comes from the assessor and from the projection: once each.
+            if str(a.get("kind")) not in kinds:
+                kinds.append(str(a.get("kind")))
     return [
         Point(
             event_id=str(r["event_id"]),
@@ -87,8 +91,8 @@ def svg(pts: list[Point], baseline: int | None, today: int | None) -> str:
     if lo <= SIX_MONTHS <= hi:
         out.append(
             f'<line class="six-months" x1="{x(SIX_MONTHS)}" y1="{TOP}" x2="{x(SIX_MONTHS)}"'
-            f' y2="{TOP + plot_h}"/><text class="label" x="{x(SIX_MONTHS) + 4}"'
-            f' y="{TOP + 14}">6 months (day {SIX_MONTHS})</text>'
+            f' y2="{TOP + plot_h}"/><text class="label" x="{x(SIX_MONTHS) - 4}"'
+            f' y="{TOP + 14}" text-anchor="end">6 months (day {SIX_MONTHS})</text>'
         )
     # axes, ticks and grid
     out.append(
@@ -116,8 +120,8 @@ def svg(pts: list[Point], baseline: int | None, today: int | None) -> str:
     if baseline is not None:
         out.append(
             f'<line class="baseline" x1="{LEFT}" y1="{y(baseline)}" x2="{W - RIGHT}"'
-            f' y2="{y(baseline)}"/><text class="label" x="{W - RIGHT - 4}"'
-            f' y="{y(baseline) - 6}" text-anchor="end">baseline {baseline}</text>'
+            f' y2="{y(baseline)}"/><text class="label" x="{W - RIGHT + 6}"'
+            f' y="{y(baseline) + 4}">baseline {baseline}</text>'
         )
     if today is not None and lo <= today <= hi:
         out.append(
