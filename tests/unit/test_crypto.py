@@ -53,6 +53,9 @@ class Keys:
     def forget(self, patient_id: str) -> None:
         self.keys.pop(patient_id, None)
 
+    async def prefetch(self, patient_ids: set[str]) -> None:
+        return None
+
 
 def enrolled(patient_id: str = "p-1") -> PatientEnrolled:
     return PatientEnrolled(

@@ -144,6 +144,10 @@ class Keyring(Protocol):
         """Drop the patient's key from memory (their erasure was seen)."""
         ...
 
+    async def prefetch(self, patient_ids: set[str]) -> None:
+        """Bring these patients' keys into memory in as few round trips as possible."""
+        ...
+
 
 class EventCodec:
     """Events to and from the wire, sealing ``SEALED_FIELDS`` with the patient's key."""

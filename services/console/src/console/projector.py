@@ -79,6 +79,18 @@ async def apply_batch(
     return kept
 
 
+async def _prefetch(codec: EventCodec, patients: set[str]) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await codec.keyring.prefetch(patients)
+            return
+        except KEY_SERVICE_DOWN as exc:
+            log.warning("data keys unavailable, retrying: %s", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 async def run(
     pool: asyncpg.Pool,
     kafka: AIOKafkaConsumer,
@@ -92,6 +104,9 @@ async def run(
         values: list[Any] = [r.value for records in batches.values() for r in records]
         if not values:
             continue
+        if codec is not None:  # the batch's patients' keys in one request (keyed by patient)
+            patients = {r.key.decode() for rs in batches.values() for r in rs if r.key}
+            await _prefetch(codec, patients)
         delay = 0.5
         while True:
             try:

@@ -73,6 +73,9 @@ class LocalKeyring:
         self._keys[patient_id] = key
         return key
 
+    async def prefetch(self, patient_ids: set[str]) -> None:
+        await self.keys(sorted(patient_ids))
+
     async def keys(self, patient_ids: list[str]) -> dict[str, bytes]:
         """The keys of those patients that have one (enrolled patients without one yet get
         one, as in ``key``), in one round trip for the lot."""
