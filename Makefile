@@ -62,6 +62,7 @@ bench: install ## benchmarks against the running stack; writes .run/bench.json a
 	@deploy/wrk.sh
 	@$(PY) -m tools.bench
 	@$(PY) -m tools.console_bench
+	@$(PY) -m tools.erasure_bench
 
 chaos: install ## fault drills against the running stack (~14 min); exit 1 if a drill fails
 	@$(PY) -m tools.chaos && deploy/with-stack.sh $(PY) -m tools.chaos_paging

@@ -40,6 +40,8 @@ IMPORT_DIR="$KC_HOME/data/import"
 REALM_SRC="$DEPLOY_DIR/keycloak/hfs-realm.json"
 REALM_SHA="$KC_HOME/data/.realm.sha256"
 CLIENTS="$KC_DIR/clients.json"
+# The services' own clients (client credentials for ingest's data-key endpoint).
+SERVICE_CLIENTS="$KC_DIR/service-clients.json"
 ADMIN_PASSWORD="$KC_DIR/admin-password"
 DEMO_USERS="$RUN_DIR/demo-users.json"
 PID_FILE="$PID_DIR/keycloak.pid"
@@ -95,6 +97,11 @@ write_secrets() {
 EOF
       mv "$CLIENTS.tmp" "$CLIENTS"
     fi
+    if [[ ! -s "$SERVICE_CLIENTS" ]]; then
+      printf '{"hfs-assessor": "%s", "hfs-notifier": "%s", "hfs-console-service": "%s"}\n' \
+        "$(secret)" "$(secret)" "$(secret)" >"$SERVICE_CLIENTS.tmp"
+      mv "$SERVICE_CLIENTS.tmp" "$SERVICE_CLIENTS"
+    fi
     if [[ ! -s "$DEMO_USERS" ]]; then
       cat >"$DEMO_USERS.tmp" <<EOF
 [{"username": "ana.clinician", "password": "$(secret)", "roles": ["clinician"], "teams": ["team-a"]},
@@ -136,6 +143,9 @@ write_realm() {
   r="${r//@INTEGRATION_TEAM_A_SECRET@/"$(json_get "$CLIENTS" clients hfs-integration-team-a client_secret)"}"
   r="${r//@READER_SECRET@/"$(json_get "$CLIENTS" clients hfs-reader client_secret)"}"
   r="${r//@TEST_SECRET@/"$(json_get "$CLIENTS" clients hfs-test client_secret)"}"
+  r="${r//@ASSESSOR_SECRET@/"$(json_get "$SERVICE_CLIENTS" hfs-assessor)"}"
+  r="${r//@NOTIFIER_SECRET@/"$(json_get "$SERVICE_CLIENTS" hfs-notifier)"}"
+  r="${r//@CONSOLE_SERVICE_SECRET@/"$(json_get "$SERVICE_CLIENTS" hfs-console-service)"}"
   r="${r//@PW_ANA@/"$(password_of ana.clinician)"}"
   r="${r//@PW_BEN@/"$(password_of ben.approver)"}"
   r="${r//@PW_CARA@/"$(password_of cara.clinician)"}"

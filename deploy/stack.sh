@@ -63,6 +63,39 @@ api_token() {
   export API_TOKEN
 }
 
+# The master key that wraps patients' data keys (MASTER_KEY, base64 of 32 bytes): if not
+# set, one generated once for local runs into .run/master-key (production refuses the
+# built-in development key, and needs its own from a secret store).
+master_key() {
+  export KEY_SERVICE_URL="${KEY_SERVICE_URL:-http://127.0.0.1:$INGEST_PORT}"
+  # The stores an erasure waits for: the console's only where the stack runs it.
+  local stores="ingest,assessor,notifier,provider"
+  [[ " ${SERVICES[*]} " == *" console "* ]] && stores+=",console"
+  export ERASURE_STORES="${ERASURE_STORES:-$stores}"
+  if [[ -n "${MASTER_KEY:-}" ]]; then return; fi
+  local f="$RUN_DIR/master-key"
+  if [[ ! -s "$f" ]]; then
+    (umask 077; head -c 32 /dev/urandom | base64 >"$f")
+  fi
+  MASTER_KEY="$(<"$f")"
+  export MASTER_KEY
+}
+
+# SERVICE_CLIENT_ID/SECRET of a service that fetches data keys (its Keycloak client, from
+# .run/keycloak/service-clients.json), unless set already; nothing for the others.
+service_credentials() {
+  local file="$RUN_DIR/keycloak/service-clients.json"
+  case "$1" in assessor | notifier | console) ;; *) return 0 ;; esac
+  [[ -n "${SERVICE_CLIENT_ID:-}" || ! -s "$file" ]] && return 0
+  local id="hfs-$1"
+  [[ "$1" == console ]] && id=hfs-console-service  # hfs-console is its sign-in client
+  echo "SERVICE_CLIENT_ID=$id SERVICE_CLIENT_SECRET=$(json_secret "$file" "$id")"
+}
+
+json_secret() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
 # The console's environment: the services it calls, its session key (generated once) and
 # the realm's generated secret of its OIDC client (written by keycloak.sh start).
 console_env() {
@@ -126,7 +159,7 @@ start_service() {
   # Own session and no inherited descriptors: the caller's terminal or CI job never holds it.
   # shellcheck disable=SC2016  # $$ belongs to the inner sh
   setsid sh -c 'echo $$ >"$0"; exec "$@"' "$PID_DIR/$name.pid" \
-    "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    env $(service_credentials "$name") "$PY" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
   for _ in $(seq 50); do [[ -s "$PID_DIR/$name.pid" ]] && break; sleep 0.1; done
   log "$name started (pid $(read_pid "$PID_DIR/$name.pid")), log: $LOG_DIR/$name.log"
 }
@@ -181,6 +214,7 @@ up() {
   command -v curl >/dev/null || die "curl is required"
   python_deps
   api_token
+  master_key
   check_mode
   # Keycloak first: it takes longest to start, and meanwhile the rest comes up.
   "$DEPLOY_DIR/keycloak.sh" start

@@ -577,6 +577,7 @@ async def seed_patients(stack: Stack, run: str, missing: int) -> float:
 
     now = await stack_now(stack)
     surgery = now.date() + dt.timedelta(days=200)
+    await seed_keys([f"bench-{run}-r-{i}" for i in range(missing)])
     producer = AIOKafkaProducer(
         bootstrap_servers=BOOTSTRAP,
         **client_options(),
@@ -615,6 +616,29 @@ async def seed_patients(stack: Stack, run: str, missing: int) -> float:
     target = await end_offsets(BOOTSTRAP, PATIENT_EVENTS)
     await wait_group("assessor", PATIENT_EVENTS, target, limit=1800)
     return time.perf_counter() - t0
+
+
+async def seed_keys(patient_ids: list[str]) -> None:
+    """Data keys for patients written straight to Kafka (ingest creates them for the
+    patients it enrolls): without one the assessor takes a patient for erased."""
+    import asyncpg
+
+    from ingest.keys import ensure_many
+    from shared.crypto import parse_master_key
+    from shared.settings import DEV_MASTER_KEY
+
+    key_file = ROOT / ".run" / "master-key"
+    master = os.environ.get("MASTER_KEY") or (
+        key_file.read_text().strip() if key_file.exists() else DEV_MASTER_KEY
+    )
+    url = os.environ.get("DATABASE_URL", "postgresql://recovery:recovery@127.0.0.1:55432/recovery")
+    pool = await asyncpg.create_pool(url)
+    assert pool is not None
+    try:
+        for i in range(0, len(patient_ids), 5000):
+            await ensure_many(pool, parse_master_key(master), patient_ids[i : i + 5000])
+    finally:
+        await pool.close()
 
 
 async def bench_recovery(stack: Stack, run: str, patients_wanted: int) -> dict[str, Any]:

@@ -130,7 +130,17 @@ class Stack:
 
     async def notifications(self, patient_id: str) -> list[dict[str, Any]]:
         r = await self.notifier.get(f"/v1/patients/{patient_id}/notifications")
+        if r.status_code == 404:
+            return []  # an erased patient
         return list(self._check(r, 200)["notifications"])
+
+    async def erasure(self, patient_id: str) -> dict[str, Any] | None:
+        """The patient's erasure status; None when there is no erasure."""
+        r = await self.ingest.get(f"/v1/patients/{patient_id}/erasure")
+        if r.status_code == 404:
+            return None
+        result: dict[str, Any] = self._check(r, 200)
+        return result
 
     async def texts_to(self, phone: str) -> list[dict[str, Any]]:
         r = await self.sandbox.get("/sandbox/messages", params={"to": phone})

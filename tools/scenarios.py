@@ -35,6 +35,10 @@ Format (TOML)::
     texts = 1                       # texts the patient's phone received (sandbox)
     pages = 1                       # texts the care team's on-call phone received
     reports = 2                     # reports in the assessor's read model
+    erased = true                   # the patient's erasure is done (erasure_reason: why)
+
+A step may carry its own ``tick`` (the largest clock step on the way to it), for stories
+that span years.
 """
 
 from __future__ import annotations
@@ -179,7 +183,8 @@ class Runner:
         for i, step in enumerate(spec.get("step", []), 1):
             p = patients[step.get("patient", next(iter(patients)))]
             when = p.at(surgery, step["at"])
-            clock = await self.move_clock(clock, when, tick)
+            step_tick = parse_span(step["tick"]) if step.get("tick") else tick
+            clock = await self.move_clock(clock, when, step_tick)
             label = f"step {i} ({step['at']})"
             if any(k in step for k in ("report", "sms", "ack")):
                 # The clock's moves are decided before the patient acts, as they would be
@@ -223,6 +228,7 @@ class Runner:
     async def observe(self, p: Patient) -> dict[str, Any]:
         recovery = await self.stack.recovery(p.patient_id) or {}
         notes = await self.stack.notifications(p.patient_id)
+        erasure = await self.stack.erasure(p.patient_id) or {}
         sent: dict[str, int] = {}
         suppressed: dict[str, int] = {}
         for n in notes:
@@ -231,7 +237,9 @@ class Runner:
             elif n["status"] == "suppressed":
                 suppressed[n["kind"]] = suppressed.get(n["kind"], 0) + 1
         return {
-            "phase": recovery.get("phase"),
+            "erased": erasure.get("status") == "done",
+            "erasure_reason": erasure.get("reason"),
+            "phase": recovery.get("phase", "none"),
             "alerts": sorted(a["kind"] for a in recovery.get("alerts", [])),
             "reports": len(recovery.get("reports", [])),
             "sent": sent,

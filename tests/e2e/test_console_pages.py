@@ -77,6 +77,9 @@ async def console(stack: Stack) -> AsyncIterator[Console]:
         CONSOLE_INGEST_URL=str(stack.ingest.base_url),
         CONSOLE_ASSESSOR_URL=str(stack.assessor.base_url),
         CONSOLE_NOTIFIER_URL=str(stack.notifier.base_url),
+        # Patients' data keys from ingest (development credential).
+        API_TOKEN=stack.token,
+        KEY_SERVICE_URL=str(stack.ingest.base_url),
     )  # type: ignore[call-arg]
     signed_in: dict[str, Principal | None] = {"user": clinician(stack.token)}
 

@@ -25,8 +25,11 @@ from aiokafka.errors import KafkaTimeoutError
 from twilio.request_validator import RequestValidator
 
 from ingest.app import Resources, create_app
+from ingest.keys import LocalKeyring
 from ingest.settings import IngestSettings
+from shared.crypto import EventCodec, parse_master_key
 from shared.db import create_pool, migrate
+from shared.settings import DEV_MASTER_KEY
 
 DATABASE_URL = os.environ.get(
     "DATABASE_URL", "postgresql://recovery:recovery@127.0.0.1:55432/recovery"
@@ -225,7 +228,11 @@ async def test_kafka_down_inbound_texts_are_accepted_and_published_in_order_when
 
     h.producer.down = False  # the broker returns: the relay publishes, in order, once
     await until_published(h, sent_before + 3)
-    published = [json.loads(v) for _, v in h.producer.sent[sent_before:]]
+    raw = [v for _, v in h.producer.sent[sent_before:]]
+    assert not any(b"my face is drooping" in v for v in raw)  # sealed with the patient's key
+    master = parse_master_key(os.environ.get("MASTER_KEY", DEV_MASTER_KEY))
+    codec = EventCodec(LocalKeyring(h.pool, master))
+    published = [(await codec.decode(v)).model_dump(mode="json") for v in raw]
     assert [e["type"] for e in published] == ["symptom.reported"] * 2 + ["consent.changed"]
     assert [e["payload"].get("note") for e in published[:2]] == [None, "my face is drooping"]
     await asyncio.sleep(0.3)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.crypto import SEALED_FIELDS, RemoteKeyring, is_sealed, open_value, static_token
 from shared.kafka_security import client_options, default_bootstrap
 from shared.topics import TOPICS
 
@@ -83,7 +85,7 @@ class TopicWatch:
                         key = m.key.decode() if m.key else None
                         raw = m.value.decode()
                         if not needles or key in needles or any(n in raw for n in needles):
-                            found.append(Record(tp.topic, key, json.loads(raw), raw))
+                            found.append(Record(tp.topic, key, await opened(raw), raw))
                 done = {tp for tp in pending if await self.consumer.position(tp) >= end[tp]}
                 self.consumer.pause(*done)
                 pending -= done
@@ -91,3 +93,31 @@ class TopicWatch:
             self.consumer.pause(*self.start)
         assert not pending, "could not read the topics to their end"
         return found
+
+
+_KEYRING: list[RemoteKeyring] = []
+
+
+async def opened(raw: str) -> dict[str, Any]:
+    """The event as its consumers see it: patient fields (sealed on the wire with the
+    patient's key) opened with the key from ingest's key endpoint."""
+    doc: dict[str, Any] = json.loads(raw)
+    payload, kind, patient_id = doc.get("payload"), doc.get("type"), doc.get("patient_id")
+    fields = [
+        f
+        for f in SEALED_FIELDS.get(str(kind), ())
+        if isinstance(payload, dict) and is_sealed(payload.get(f))
+    ]
+    if not fields or not isinstance(patient_id, str):
+        return doc
+    if not _KEYRING:
+        from tests.e2e.conftest import _token  # conftest imports this module
+
+        public = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
+        base = os.environ.get("KEY_SERVICE_URL", os.environ.get("PUBLIC_BASE_URL", public))
+        _KEYRING.append(RemoteKeyring(base, static_token(_token())))
+    key = await _KEYRING[0].key(patient_id)
+    assert key is not None, "a sealed event of a patient without a key"
+    for f in fields:
+        payload[f] = open_value(key, patient_id, f"{kind}.{f}", payload[f])
+    return doc

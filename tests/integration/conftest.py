@@ -68,6 +68,7 @@ async def ledger_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
         "003_pages_until_answered",
         "004_voice",
         "005_team",
+        "006_erasure",
     ]
     assert await migrate(pool, "notifier", "notifier") == []  # a second run applies nothing
     return pool

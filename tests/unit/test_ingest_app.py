@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 from ingest.app import create_app
 from ingest.settings import IngestSettings
 from shared.logs import DEV_LOG_REF_KEY
-from shared.settings import DEV_API_TOKEN
+from shared.settings import DEV_API_TOKEN, DEV_MASTER_KEY
 
 TOKEN = "unit-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -139,6 +139,7 @@ PRODUCTION = {
     "AUDIT_DATABASE_URL": "postgresql://hfs_audit_writer:another-secret@db.internal:5432/recovery?sslmode=verify-full",
     "LOG_REF_KEY": "a-real-key-of-32-characters-long",
     "PUBLIC_BASE_URL": PUBLIC,
+    "MASTER_KEY": "cHJvZHVjdGlvbi1tYXN0ZXIta2V5LW9mLTMyLWJ5dGU=",
 }
 
 
@@ -165,6 +166,7 @@ def test_production_starts_without_development_secrets() -> None:
             "AUDIT_DATABASE_URL",
         ),
         ({"LOG_REF_KEY": DEV_LOG_REF_KEY}, "LOG_REF_KEY"),
+        ({"MASTER_KEY": DEV_MASTER_KEY}, "MASTER_KEY"),
     ],
 )
 @pytest.mark.usefixtures("production_kafka")

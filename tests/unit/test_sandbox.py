@@ -279,6 +279,23 @@ def test_fetch_unknown_sid_is_20404(client: Client) -> None:
     assert (info.value.code, info.value.status) == (20404, 404)
 
 
+def test_sdk_delete_removes_the_message_and_its_body(client: Client) -> None:
+    sent = client.messages.create(to=PATIENT, from_=SERVICE_NUMBER, body="erase me")
+    kept = client.messages.create(to=PATIENT, from_=SERVICE_NUMBER, body="keep me")
+    assert client.messages(sent.sid).delete() is True  # 204
+    with pytest.raises(TwilioRestException) as info:
+        client.messages(sent.sid).fetch()
+    assert info.value.status == 404
+    assert [m.body for m in client.messages.list(to=PATIENT)] == ["keep me"]
+    assert client.messages(kept.sid).fetch().body == "keep me"
+
+
+def test_sdk_delete_of_an_unknown_sid_is_20404(client: Client) -> None:
+    with pytest.raises(TwilioRestException) as info:
+        client.messages("SM" + "0" * 32).delete()
+    assert (info.value.code, info.value.status) == (20404, 404)
+
+
 def test_sdk_list_filters_by_to(client: Client) -> None:
     client.messages.create(to=PATIENT, from_=SERVICE_NUMBER, body="one")
     client.messages.create(to="+15555550999", from_=SERVICE_NUMBER, body="two")

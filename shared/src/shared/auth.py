@@ -47,6 +47,7 @@ Action = Literal[
     "report.write",  # symptom reports
     "page.ack",  # acknowledge a care-team page
     "audit.read",
+    "patient.erase",  # erasure, and its status
     "clock",  # the simulated clock (development and test runs)
 ]
 
@@ -57,6 +58,7 @@ ALLOWED: dict[Action, tuple[frozenset[str], frozenset[str]]] = {
     "report.write": (frozenset({"clinician"}), frozenset({"reports:write"})),
     "page.ack": (frozenset({"clinician"}), frozenset()),
     "audit.read": (frozenset({"admin"}), frozenset()),
+    "patient.erase": (frozenset({"admin"}), frozenset()),
     "clock": (frozenset({"admin", "operator"}), frozenset()),
 }
 

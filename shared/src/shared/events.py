@@ -196,6 +196,29 @@ class AlertClosedPayload(Frozen):
     by: Actor
 
 
+ErasureReason = Literal["request", "retention"]
+#: The stores that report an erasure's progress (``GET /v1/patients/{id}/erasure``).
+ErasureStore = Literal["ingest", "assessor", "notifier", "provider", "console"]
+
+
+class PatientErasedPayload(Frozen):
+    """The patient's data is to be erased everywhere; their data key is already destroyed."""
+
+    reason: ErasureReason
+    #: Who asked (a token's subject, or ``retention``): no patient data.
+    requested_by: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ErasureProgressedPayload(Frozen):
+    """One store has erased the patient (counts only: what was removed, never what it held)."""
+
+    erasure_id: uuid.UUID
+    store: ErasureStore
+    outcome: Literal["done", "failed"]
+    removed: Annotated[int, Field(ge=0)] = 0
+    detail: Annotated[str, Field(max_length=200)] = ""
+
+
 # --- envelope -------------------------------------------------------------------------
 
 
@@ -274,6 +297,18 @@ class AlertClosed(Envelope):
     payload: AlertClosedPayload
 
 
+class PatientErased(Envelope):
+    type: Literal["patient.erased"] = "patient.erased"
+    patient_id: PatientId
+    payload: PatientErasedPayload
+
+
+class ErasureProgressed(Envelope):
+    type: Literal["erasure.progressed"] = "erasure.progressed"
+    patient_id: PatientId
+    payload: ErasureProgressedPayload
+
+
 Event = Annotated[
     PatientEnrolled
     | SymptomReported
@@ -285,7 +320,9 @@ Event = Annotated[
     | PhaseChanged
     | AlertOwned
     | AlertAcknowledged
-    | AlertClosed,
+    | AlertClosed
+    | PatientErased
+    | ErasureProgressed,
     Field(discriminator="type"),
 ]
 EVENT_TYPES: tuple[type[Envelope], ...] = (
@@ -300,6 +337,8 @@ EVENT_TYPES: tuple[type[Envelope], ...] = (
     AlertOwned,
     AlertAcknowledged,
     AlertClosed,
+    PatientErased,
+    ErasureProgressed,
 )
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

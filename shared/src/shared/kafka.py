@@ -6,6 +6,7 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
+from shared.crypto import EventCodec
 from shared.events import Envelope, encode_event
 from shared.kafka_security import client_options
 from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
@@ -36,18 +37,23 @@ async def publish(
     *,
     partition: int | None = None,
     key: str | None = None,
+    codec: EventCodec | None = None,
 ) -> None:
     """Send one event and return only once the broker acknowledged it (``acks=all``).
 
     The key is the event's patient unless given (e.g. a message SID for provider events).
+    The services publish every event that carries patient data through their ``codec``
+    (it seals those fields with the patient's key); without one the event goes out as is
+    (PHI-free events, and tests that publish fixtures of their own).
     """
     raw_key = key or event.patient_id
     kind = str(getattr(event, "type", "unknown"))  # every concrete event has a type
+    value = await codec.encode(event) if codec is not None else encode_event(event)
     start = time.perf_counter()
     try:
         await producer.send_and_wait(
             topic,
-            value=encode_event(event),
+            value=value,
             key=raw_key.encode() if raw_key else None,
             partition=partition,
         )

@@ -29,6 +29,7 @@ from shared.topics import (
     CLOCK,
     DEADLETTER,
     DECISIONS,
+    ERASURE_EVENTS,
     PATIENT_EVENTS,
     PROVIDER_EVENTS,
     RECOVERY_EVENTS,
@@ -183,11 +184,16 @@ ASSESSOR_APP_ID = "assessor"
 
 ACLS: dict[str, Grants] = {
     # Enrollments, reports and consent from the API and SMS; the clock's ticks; what the
-    # SMS provider reports about messages.
-    "ingest": Grants(write=(PATIENT_EVENTS, CLOCK, PROVIDER_EVENTS)),
+    # SMS provider reports about messages. It reads the stores' erasure reports (to answer
+    # GET /v1/patients/{id}/erasure) and the monitoring completions (for retention).
+    "ingest": Grants(
+        read=(ERASURE_EVENTS, RECOVERY_EVENTS),
+        write=(PATIENT_EVENTS, CLOCK, PROVIDER_EVENTS),
+        group_prefixes=("ingest",),
+    ),
     "assessor": Grants(
         read=(PATIENT_EVENTS, CLOCK),
-        write=(DECISIONS, RECOVERY_EVENTS, DEADLETTER),
+        write=(DECISIONS, RECOVERY_EVENTS, DEADLETTER, ERASURE_EVENTS),
         group_prefixes=(ASSESSOR_APP_ID,),
         owned_topic_prefix=f"{ASSESSOR_APP_ID}-",
     ),
@@ -195,12 +201,12 @@ ACLS: dict[str, Grants] = {
     # consent change on the patient stream.
     "notifier": Grants(
         read=(DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS, CLOCK),
-        write=(PATIENT_EVENTS, DEADLETTER),
+        write=(PATIENT_EVENTS, DEADLETTER, ERASURE_EVENTS),
         group_prefixes=("notifier",),
     ),
     "console": Grants(
         read=(PATIENT_EVENTS, DECISIONS, RECOVERY_EVENTS, CARE_TEAM_EVENTS, CLOCK),
-        write=(CARE_TEAM_EVENTS,),
+        write=(CARE_TEAM_EVENTS, ERASURE_EVENTS),
         group_prefixes=("console",),
     ),
 }

@@ -152,3 +152,12 @@ def _kafka(s: Any) -> str | None:
     if sec.uses_generated_ca():
         return "KAFKA_CA_FILE (the development CA generated under .run/)"
     return None
+
+
+@register
+def _master_key(s: Any) -> str | None:
+    from shared.settings import DEV_MASTER_KEY
+
+    if _secret(getattr(s, "master_key", None)) == DEV_MASTER_KEY:
+        return "MASTER_KEY (the development key)"
+    return None

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth import OidcConfig
+from shared.crypto import RemoteKeyring, TokenSource, client_credentials, static_token
 from shared.logs import DEV_LOG_REF_KEY
 from shared.production import (  # the development defaults production refuses
     DEV_AUDIT_PASSWORD,
@@ -21,6 +22,10 @@ from shared.production import (  # the development defaults production refuses
 
 DEV_API_TOKEN = "dev-token-change-me"  # noqa: S105 - the known development value, refused in production
 __all__ = ["DEV_AUDIT_PASSWORD", "DEV_DATABASE_PASSWORD", "DEV_TWILIO_AUTH_TOKEN"]
+#: The development master key (base64 of 32 bytes), for unit tests and runs without
+#: ``make up`` (which generates one into ``.run/master-key``); production refuses it
+#: (``shared.production``).
+DEV_MASTER_KEY = "ZGV2LW1hc3Rlci1rZXktY2hhbmdlLW1lLTMyYnl0ZXM="
 
 
 class CommonSettings(BaseSettings):
@@ -76,6 +81,20 @@ class CommonSettings(BaseSettings):
         default=6 * 366, ge=1, validation_alias="AUDIT_RETENTION_DAYS"
     )
 
+    # Patients' data keys (shared.crypto): ingest holds them; the others ask it.
+    #: Ingest's address for its internal key endpoint.
+    key_service_url: str = Field(
+        default="http://127.0.0.1:8080", validation_alias="KEY_SERVICE_URL"
+    )
+    #: The service's own OAuth2 client (client credentials) for the key endpoint; unset in
+    #: development: the development credential (API_TOKEN).
+    service_client_id: str | None = Field(default=None, validation_alias="SERVICE_CLIENT_ID")
+    service_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="SERVICE_CLIENT_SECRET"
+    )
+    #: Unset: the issuer's ``/protocol/openid-connect/token`` (Keycloak's layout).
+    oidc_token_url: str | None = Field(default=None, validation_alias="OIDC_TOKEN_URL")
+
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CommonSettings:
         """The development credential only on loopback in development; in production, no
@@ -102,6 +121,29 @@ class CommonSettings(BaseSettings):
     def audit_url(self) -> str:
         url = self.audit_database_url or self.database_url
         return url.get_secret_value()
+
+    def key_token(self) -> TokenSource:
+        """The bearer token this service shows ingest's key endpoint."""
+        if self.service_client_id and self.service_client_secret:
+            url = self.oidc_token_url or (
+                self.oidc_issuer.rstrip("/") + "/protocol/openid-connect/token"
+            )
+            return client_credentials(
+                url, self.service_client_id, self.service_client_secret.get_secret_value()
+            )
+        if self.api_token is not None:
+            return static_token(self.api_token.get_secret_value())
+
+        async def unconfigured() -> str:
+            raise RuntimeError(
+                "no credential for ingest's key endpoint: set SERVICE_CLIENT_ID and "
+                "SERVICE_CLIENT_SECRET (or, in development, API_TOKEN)"
+            )
+
+        return unconfigured
+
+    def keyring(self) -> RemoteKeyring:
+        return RemoteKeyring(self.key_service_url, self.key_token())
 
     def oidc(self) -> OidcConfig:
         return OidcConfig(

@@ -35,6 +35,10 @@ RECOVERY_EVENTS = "recovery-events.v1"
 #: What clinicians did with alerts in the console (owned, acknowledged, closed), by patient.
 CARE_TEAM_EVENTS = "care-team-events.v1"
 
+#: Erasure progress: each store reports here once it erased a patient; ingest, which
+#: answers ``GET /v1/patients/{id}/erasure``, reads it. Keyed by patient.
+ERASURE_EVENTS = "erasure-events.v1"
+
 #: Per-patient topics are co-partitioned: same count, keyed by ``patient_id``.
 PATIENT_PARTITIONS = 6
 
@@ -54,6 +58,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PROVIDER_EVENTS, PATIENT_PARTITIONS, (("retention.ms", str(30 * 24 * 3600 * 1000)),)),
     TopicSpec(RECOVERY_EVENTS, PATIENT_PARTITIONS, (("cleanup.policy", "compact"),)),
     TopicSpec(CARE_TEAM_EVENTS, PATIENT_PARTITIONS, (("retention.ms", "-1"),)),
+    TopicSpec(ERASURE_EVENTS, PATIENT_PARTITIONS, (("retention.ms", str(30 * _DAY_MS)),)),
     # Dead letters are for an operator to inspect and replay, not an archive: a month.
     TopicSpec(
         DEADLETTER, 3, (("retention.ms", str(DEADLETTER_RETENTION_DAYS * 24 * 3600 * 1000)),)

@@ -17,8 +17,8 @@ from faust.web.base import BlueprintManager
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 
-from assessor import projection
-from assessor.batches import apply_until_done
+from assessor import erasure, projection
+from assessor.batches import APPLY_RETRIES, apply_until_done
 from assessor.cache import DecodedStates
 from assessor.domain import (
     ALERT_URGENCY,
@@ -41,20 +41,23 @@ from assessor.settings import AssessorSettings
 from assessor.timers import TimerIndex, partition_of
 from shared.audit import AuditTrail
 from shared.auth import Authenticator, Forbidden, Unauthorized, may
+from shared.crypto import KEY_SERVICE_DOWN, EventCodec, KeyUnavailable
 from shared.db import create_pool, migrate
 from shared.errors import describe
 from shared.events import (
     DEFAULT_TEAM,
     ClockAdvanced,
     ConsentChanged,
+    ErasureProgressed,
+    ErasureProgressedPayload,
     PatientEnrolled,
+    PatientErased,
     PhaseChanged,
     PhaseChangedPayload,
     SendNotification,
     SendNotificationPayload,
     SymptomReported,
     encode_event,
-    parse_event,
 )
 from shared.kafka_security import faust_credentials
 from shared.logs import logging_config, patient_ref, set_ref_key
@@ -62,6 +65,7 @@ from shared.topics import (
     CLOCK,
     DEADLETTER,
     DECISIONS,
+    ERASURE_EVENTS,
     PATIENT_EVENTS,
     PATIENT_PARTITIONS,
     RECOVERY_EVENTS,
@@ -256,6 +260,8 @@ def create_app(settings: AssessorSettings) -> faust.App:
     store = Store(settings.database_url.get_secret_value())
     authenticator = Authenticator(settings.oidc(), settings.api_token)
     trail = AuditTrail(settings.audit_url(), "assessor")
+    keyring = settings.keyring()
+    codec = EventCodec(keyring)
 
     patient_events = app.topic(
         PATIENT_EVENTS,
@@ -266,6 +272,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
     decisions = app.topic(DECISIONS, key_serializer="raw", value_serializer="raw")
     recovery_events = app.topic(RECOVERY_EVENTS, key_serializer="raw", value_serializer="raw")
     deadletter = app.topic(DEADLETTER, key_serializer="raw", value_serializer="raw")
+    erasure_events = app.topic(ERASURE_EVENTS, key_serializer="raw", value_serializer="raw")
     states = app.Table(
         "patient-state",
         default=None,
@@ -298,8 +305,71 @@ def create_app(settings: AssessorSettings) -> faust.App:
     def load(patient_id: str) -> PatientState:
         stored = states.get(patient_id.encode())
         if stored:
-            return decoded.get(patient_id, stored)
+            key = keyring.cached(patient_id)
+            if key is None and erasure.is_sealed(stored):
+                raise KeyUnavailable(patient_id)  # callers fetch keys first (with_keys)
+            return decoded.get(
+                patient_id, stored, lambda raw: erasure.open_state(key or b"", patient_id, raw)
+            )
         return PatientState(patient_id=patient_id)
+
+    async def until_reachable(step: Any) -> Any:
+        """Ingest's key endpoint unreachable: wait (the stream holds), never skip."""
+        delay = 0.2
+        while True:
+            try:
+                return await step()
+            except KEY_SERVICE_DOWN as exc:
+                log.warning(
+                    "data keys unavailable (%s); retrying in %.1fs", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def with_keys(work: list[Work]) -> list[Work]:
+        """The work whose patients have a data key (fetched into memory); a patient
+        without one was erased (or never enrolled) and is left out."""
+        keyed = await keyed_patients({w[0] for w in work})
+        return [w for w in work if w[0] in keyed]
+
+    async def keyed_patients(patients: set[str]) -> set[str]:
+        await until_reachable(lambda: keyring.prefetch(patients))
+        return {p for p in patients if keyring.cached(p) is not None}
+
+    async def decode(raw: bytes) -> Any:
+        return await until_reachable(lambda: codec.decode(raw))
+
+    async def encode(event: Any) -> bytes:
+        value: bytes = await until_reachable(lambda: codec.encode(event))
+        return value
+
+    async def erase(
+        patient_id: str, erasure_id: uuid.UUID, partition: int, now: dt.datetime
+    ) -> None:
+        """The assessor's part of an erasure: state (a tombstone in the changelog), timer,
+        read model, the compacted recovery topic; then report it. Idempotent."""
+        key = patient_id.encode()
+        removed = 0
+        if states.get(key) is not None:
+            del states[key]
+            removed += 1
+        decoded.drop(patient_id)
+        timers.set(partition, patient_id, None)
+        removed += await erasure.delete_read_model(await store.get(), patient_id)
+        await app.producer.send_and_wait(RECOVERY_EVENTS, key, None, None, None, None)
+        keyring.forget(patient_id)
+        report = ErasureProgressed(
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"erasure:{erasure_id}:assessor"),
+            occurred_at=now,
+            recorded_at=now,
+            patient_id=patient_id,
+            source="assessor",
+            payload=ErasureProgressedPayload(
+                erasure_id=erasure_id, store="assessor", outcome="done", removed=removed
+            ),
+        )
+        await erasure_events.send(key=key, value=await encode(report))
+        log.info("patient erased in the assessor", extra={"patient": patient_ref(patient_id)})
 
     async def apply(work: list[Work], rejected: dict[int, Exception]) -> int:
         """Read, decide, write, emit for a batch of inputs: the only place state changes.
@@ -341,7 +411,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
             sent.append(
                 await decisions.send(
                     key=patient_id.encode(),
-                    value=encode_event(command_event(patient_id, cmd, now, team)),
+                    value=await encode(command_event(patient_id, cmd, now, team)),
                 )
             )
         for patient_id, result in changed.items():
@@ -356,8 +426,14 @@ def create_app(settings: AssessorSettings) -> faust.App:
             if cmd.audience == "care_team" and cmd.kind in ALERT_URGENCY:
                 ALERTS.labels(cmd.kind, cmd.urgency).inc()
         for patient_id, result in changed.items():
-            # Reassign (never mutate) so the change reaches the changelog.
-            raw = result.state.model_dump_json().encode()
+            # Reassign (never mutate) so the change reaches the changelog. Sealed with the
+            # patient's key (fetched by keyed_patients before the batch).
+            data_key = keyring.cached(patient_id)
+            if data_key is None:
+                raise KeyUnavailable(patient_id)
+            raw = erasure.seal_state(
+                data_key, patient_id, result.state.model_dump_json().encode(), result.next_due
+            )
             states[patient_id.encode()] = raw
             decoded.put(patient_id, raw, result.state)
         for patient_id, (result, partition) in touched.items():
@@ -370,16 +446,27 @@ def create_app(settings: AssessorSettings) -> faust.App:
         work: list[Work] = []
         applied: list[tuple[str, str, str]] = []
         sources: list[Any] = []
+        erased: list[tuple[PatientErased, int]] = []
+        # The batch's patients' keys in one request (records are keyed by patient id).
+        keyed = {e.key.decode() for e in events if isinstance(e.key, bytes)}
+        await until_reachable(lambda: keyring.prefetch(keyed))
         for event in events:
             raw, key = event.value, event.key
             try:
-                parsed = parse_event(raw)
+                parsed = await decode(raw)
+            except KeyUnavailable:
+                # An erased patient's earlier event (their key is gone): nothing to do.
+                EVENTS.labels(PATIENT_EVENTS, "sealed", "erased").inc()
+                continue
             except (ValidationError, ValueError) as exc:
                 EVENTS.labels(PATIENT_EVENTS, "unknown", "dead_letter").inc()
                 log.warning(
                     "unparseable event sent to the dead-letter topic: %s", type(exc).__name__
                 )
                 await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {describe(exc)}")
+                continue
+            if isinstance(parsed, PatientErased):
+                erased.append((parsed, event.message.partition))
                 continue
             inp = to_input(parsed)
             if inp is None or parsed.patient_id is None:
@@ -388,11 +475,31 @@ def create_app(settings: AssessorSettings) -> faust.App:
             work.append((parsed.patient_id, inp, parsed.recorded_at, event.message.partition))
             applied.append((str(parsed.event_id), parsed.type, parsed.patient_id))
             sources.append(event)
-        if not work:
+        if erased:
+            # The batch's other events of an erased patient are dropped with them.
+            gone = {e.patient_id for e, _ in erased}
+            keep = [i for i, w in enumerate(work) if w[0] not in gone]
+            work = [work[i] for i in keep]
+            applied = [applied[i] for i in keep]
+            sources = [sources[i] for i in keep]
+        if not work and not erased:
             return
         rejected: dict[int, Exception] = {}
         async with applying:
-            emitted = await apply_until_done(apply, work, rejected)
+            # Keys first; a patient erased meanwhile drops out (indices follow the work).
+            keyed = await keyed_patients({w[0] for w in work})
+            if any(w[0] not in keyed for w in work):
+                keep = [i for i, w in enumerate(work) if w[0] in keyed]
+                applied = [applied[i] for i in keep]
+                sources = [sources[i] for i in keep]
+                work = [work[i] for i in keep]
+            emitted = await apply_until_done(apply, work, rejected) if work else 0
+            for gone_event, partition in erased:
+                await apply_until_done_step(
+                    lambda e=gone_event, p=partition: erase(
+                        e.patient_id, e.event_id, p, e.recorded_at
+                    )
+                )
         for i, error in rejected.items():
             EVENTS.labels(PATIENT_EVENTS, applied[i][1], "dead_letter").inc()
             log.error(
@@ -422,17 +529,38 @@ def create_app(settings: AssessorSettings) -> faust.App:
             },
         )
 
+    async def apply_until_done_step(step: Any) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await step()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                APPLY_RETRIES.inc()
+                log.warning(
+                    "erasure not applied (%s); retrying in %.1fs", type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def build_timers(partition: int) -> None:
-        """Index a newly owned partition's patients from the state table (once)."""
+        """Index a newly owned partition's patients from the state table (once): sealed
+        states carry their next due instant beside the ciphertext."""
         entries = []
         for key, raw in states.items():
             if partition_of(key, PATIENT_PARTITIONS) == partition and raw:
+                sealed, due = erasure.sealed_due(raw)
+                if sealed:
+                    entries.append((key.decode(), due))
+                    continue
                 state = PatientState.model_validate_json(raw)
                 entries.append((state.patient_id, next_due(state)))
         timers.build(partition, entries)
 
     async def on_tick_raw(raw: bytes, partition: int) -> None:
-        event = parse_event(raw)
+        event = await decode(raw)
         if not isinstance(event, ClockAdvanced):
             raise ValueError(f"unexpected {event.type} on {CLOCK}")
         now = event.payload.now
@@ -441,9 +569,12 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 if not timers.built(partition):
                     build_timers(partition)
                 due = timers.pop_due(partition, now)
-                work: list[Work] = [(p, ClockTicked(), now, partition) for p in due]
+                work: list[Work] = await with_keys(
+                    [(p, ClockTicked(), now, partition) for p in due]
+                )
                 rejected: dict[int, Exception] = {}
-                await apply_until_done(apply, work, rejected)
+                if work:
+                    await apply_until_done(apply, work, rejected)
         for i, error in rejected.items():
             log.error(
                 "a due patient the assessor could not apply: %s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from assessor.domain import PatientState
 
@@ -19,14 +20,22 @@ class DecodedStates:
         self.capacity = capacity
         self._entries: OrderedDict[str, tuple[bytes, PatientState]] = OrderedDict()
 
-    def get(self, patient_id: str, raw: bytes) -> PatientState:
+    def get(
+        self, patient_id: str, raw: bytes, plain: Callable[[bytes], bytes] = bytes
+    ) -> PatientState:
+        """The state ``raw`` holds (``plain`` turns the stored bytes into its JSON: they
+        are sealed with the patient's key)."""
         entry = self._entries.get(patient_id)
         if entry is not None and entry[0] is raw:
             self._entries.move_to_end(patient_id)
             return entry[1]
-        state = PatientState.model_validate_json(raw)
+        state = PatientState.model_validate_json(plain(raw))
         self.put(patient_id, raw, state)
         return state
+
+    def drop(self, patient_id: str) -> None:
+        """Forget the patient (erased: no decoded copy of their data stays in memory)."""
+        self._entries.pop(patient_id, None)
 
     def put(self, patient_id: str, raw: bytes, state: PatientState) -> None:
         if self.capacity <= 0:

@@ -26,6 +26,7 @@ from console.services import Services
 from console.settings import ConsoleSettings
 from shared import auth
 from shared.audit import AuditTrail, AuditUnavailable
+from shared.crypto import EventCodec
 from shared.db import create_pool, migrate
 from shared.events import (
     Actor,
@@ -95,6 +96,8 @@ def create_app(
         "form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}"
     )
 
+    codec = EventCodec(settings.keyring())  # erasure (helper 2): patient fields sealed
+
     @contextlib.asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings.database_url.get_secret_value())
@@ -109,7 +112,9 @@ def create_app(
         wake = asyncio.Event()
         if project:
             await consumer.start()
-            task = asyncio.create_task(projector.run(pool, consumer, wake), name="projection")
+            task = asyncio.create_task(
+                projector.run(pool, consumer, wake, codec, producer), name="projection"
+            )
         else:
             task = asyncio.create_task(_idle(), name="no-projection")
         state.update(pool=pool, producer=producer, consumer=consumer, services=services,
@@ -355,7 +360,7 @@ def create_app(
         """Publish what the clinician did (2xx only once it is in Kafka), then apply it here
         at once so the next page shows it (the projector applies it again, idempotently)."""
         try:
-            await publish(state["producer"], CARE_TEAM_EVENTS, event)
+            await publish(state["producer"], CARE_TEAM_EVENTS, event, codec=codec)
         except Exception as exc:
             log.warning("care-team event not published: %s", type(exc).__name__)
             raise PageError(503, "Not recorded", "Kafka is unreachable; nothing was "

@@ -9,6 +9,7 @@ and the stored answer exist exactly when the event does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import functools
@@ -16,7 +17,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -25,13 +26,13 @@ from aiokafka import AIOKafkaProducer
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
 from ingest import consent as consent_record
-from ingest import inbound, outbox, registry, voice, webhook
+from ingest import erasure, inbound, keys, outbox, registry, voice, webhook
 from ingest.api_models import (
     Accepted,
     ClockRequest,
@@ -45,6 +46,7 @@ from ingest.ticker import run_ticker
 from shared.audit import ANY_TEAM, AuditTrail, decode_cursor, encode_cursor, sms_actor
 from shared.audit import query as audit_query
 from shared.auth import Authenticator, Principal, may
+from shared.crypto import PREFETCH_BATCH, EventCodec, KeyUnavailable, parse_master_key
 from shared.db import create_pool, migrate
 from shared.events import (
     PATIENT_ID_PATTERN,
@@ -52,6 +54,7 @@ from shared.events import (
     ClockAdvancedPayload,
     ConsentChanged,
     ConsentChangedPayload,
+    ErasureReason,
     MessageStatusReported,
     MessageStatusReportedPayload,
     PatientEnrolled,
@@ -61,7 +64,7 @@ from shared.events import (
 from shared.kafka import create_producer, publish
 from shared.logs import patient_ref
 from shared.metrics import EVENTS_PRODUCED, PRODUCE_LATENCY
-from shared.supervisor import Supervisor
+from shared.supervisor import Supervisor, beat
 from shared.topics import CLOCK, PATIENT_EVENTS, PATIENT_PARTITIONS, PROVIDER_EVENTS
 from shared.transient import UNAVAILABLE
 from shared.web import (
@@ -70,6 +73,7 @@ from shared.web import (
     authorize,
     bearer_auth,
     client_address,
+    error_response,
     install_error_handlers,
     install_probes,
 )
@@ -129,6 +133,13 @@ class Resources:
 
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
+    #: The patients' data keys and the event codec that seals with them (``arm``).
+    keyring: keys.LocalKeyring = field(init=False)
+    codec: EventCodec = field(init=False)
+
+    def arm(self, master_key: bytes) -> None:
+        self.keyring = keys.LocalKeyring(self.pool, master_key)
+        self.codec = EventCodec(self.keyring)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -232,8 +243,10 @@ def create_app(
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     texts = inbound.Texts(clinic_name=settings.clinic_name)
     public_base = settings.public_base_url.rstrip("/")
-    supervisor = Supervisor()  # the outbox relay and the clock ticker
+    supervisor = Supervisor()  # the outbox relay, the clock ticker, erasure and retention
+    erasure_stores = settings.erasure_store_names
     relay: outbox.Relay | None = None
+    master_key = parse_master_key(settings.master_key.get_secret_value())
 
     async def keep_connecting() -> None:
         """Connect in the background: until then /readyz and every request say 503."""
@@ -253,9 +266,15 @@ def create_app(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
+                resources.arm(master_key)
                 log.info("connected to Kafka and PostgreSQL")
                 relay = outbox.Relay(resources.pool, resources.producer)
                 supervisor.add("outbox-relay", relay.run_forever)
+                progress = erasure.ProgressReader(
+                    resources.pool, erasure.consumer(settings.kafka_bootstrap), erasure_stores
+                )
+                supervisor.add("erasure-progress", progress.run_forever, stale_after=120.0)
+                supervisor.add("retention", retention_forever, stale_after=300.0)
                 if not settings.simulated_clock and settings.tick_interval_s > 0:
                     supervisor.add(
                         "ticker",
@@ -397,6 +416,9 @@ def create_app(
         payload = body.payload()
         scope = "enroll"
         try:
+            # The key first, committed on its own: a consumer reading the enrollment must
+            # find it (an enrollment that then fails leaves a key for no data).
+            await res.keyring.ensure(body.patient_id)
             async with res.pool.acquire() as conn, conn.transaction():
                 fingerprint = registry.fingerprint(body.model_dump(mode="json"))
                 replay = await claim(conn, scope, idempotency_key, fingerprint)
@@ -450,7 +472,7 @@ def create_app(
                 response = accepted(event.event_id)
                 await remember(conn, scope, idempotency_key, response)
                 # Publish inside the transaction: it commits only after the broker's ack.
-                await publish(res.producer, PATIENT_EVENTS, event)
+                await publish(res.producer, PATIENT_EVENTS, event, codec=res.codec)
         except UNAVAILABLE as exc:
             log.warning(
                 "enrollment not recorded: %s",
@@ -531,7 +553,7 @@ def create_app(
                 # report; send an event_id to make retries safe).
                 event = await checked(res.pool)
                 response = accepted(event.event_id)
-                await publish(res.producer, PATIENT_EVENTS, event)
+                await publish(res.producer, PATIENT_EVENTS, event, codec=res.codec)
             else:
                 async with res.pool.acquire() as conn, conn.transaction():
                     fingerprint = registry.fingerprint(
@@ -544,7 +566,7 @@ def create_app(
                     response = accepted(event.event_id)
                     await remember(conn, scope, key, response)
                     # Inside the transaction: the key commits only after the broker's ack.
-                    await publish(res.producer, PATIENT_EVENTS, event)
+                    await publish(res.producer, PATIENT_EVENTS, event, codec=res.codec)
         except UNAVAILABLE as exc:
             log.warning(
                 "report not recorded: %s",
@@ -625,7 +647,7 @@ def create_app(
                 )
                 response = accepted(event.event_id)
                 await remember(conn, scope, idempotency_key, response)
-                await publish(res.producer, PATIENT_EVENTS, event)
+                await publish(res.producer, PATIENT_EVENTS, event, codec=res.codec)
         except UNAVAILABLE as exc:
             log.warning(
                 "consent change not recorded: %s",
@@ -740,6 +762,138 @@ def create_app(
         except UNAVAILABLE:
             raise unavailable("Kafka or the database") from None
         return accepted(event_id)
+
+    # --- erasure and the patients' data keys ---------------------------------------------
+
+    @app.exception_handler(KeyUnavailable)
+    async def on_key_unavailable(_: Request, exc: Exception) -> Response:
+        # The patient was erased while this request ran: as for any unknown patient.
+        return error_response(
+            ApiError(404, "unknown_patient", "No patient is enrolled with that id.")
+        )
+
+    @app.get("/internal/v1/keys/{patient_id}", include_in_schema=False)
+    async def patient_key(
+        patient_id: Annotated[str, Path(pattern=PATIENT_ID_PATTERN)],
+        caller: Principal = caller_of,
+    ) -> dict[str, str]:
+        """A patient's data key, for the services that read the patient's events (their
+        OAuth2 clients, ``KEY_CLIENTS``; the development credential in development)."""
+        if not (caller.development or (caller.client in settings.key_client_ids)):
+            raise ApiError(403, "forbidden", "Only the platform's services may fetch keys.")
+        res = deps()
+        try:
+            key = await res.keyring.key(patient_id)
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        if key is None:
+            raise ApiError(404, "unknown_patient", "No key: no such patient, or erased.")
+        return {"key": base64.b64encode(key).decode()}
+
+    @app.post("/internal/v1/keys", include_in_schema=False)
+    async def patient_keys(body: KeyRequest, caller: Principal = caller_of) -> dict[str, Any]:
+        """Many patients' keys in one request (a consumer's batch); unknown ones left out."""
+        if not (caller.development or (caller.client in settings.key_client_ids)):
+            raise ApiError(403, "forbidden", "Only the platform's services may fetch keys.")
+        res = deps()
+        try:
+            found = await res.keyring.keys(sorted(set(body.patient_ids)))
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        return {"keys": {p: base64.b64encode(k).decode() for p, k in found.items()}}
+
+    async def start_erasure(
+        patient_id: str, reason: ErasureReason, requested_by: str
+    ) -> erasure.Started | None:
+        res = deps()
+        async with res.pool.acquire() as conn, conn.transaction():
+            now = await clock_now(conn)
+            return await erasure.erase(
+                conn,
+                res.producer,
+                res.codec,
+                res.keyring,
+                patient_id,
+                reason=reason,
+                requested_by=requested_by,
+                now=now,
+            )
+
+    @app.delete(
+        "/v1/patients/{patient_id}",
+        status_code=202,
+        response_model=Accepted,
+        responses={404: _error("Unknown patient (never enrolled, nor erased)"), **COMMON_ERRORS},
+    )
+    async def erase_patient(
+        patient_id: Annotated[str, Path(pattern=PATIENT_ID_PATTERN)],
+        request: Request,
+        caller: Principal = caller_of,
+    ) -> Response:
+        """Erase the patient everywhere (admin). 202 with the erasure's id; a second DELETE
+        answers 202 with the same id. Progress: ``GET /v1/patients/{id}/erasure``."""
+        try:
+            await trail.guard(
+                caller,
+                "patient.erase",
+                patient_id=patient_id,
+                resource="erasure",
+                team=ANY_TEAM,
+                source=client_address(request),
+            )
+            started = await start_erasure(patient_id, "request", caller.sub)
+        except UNAVAILABLE:
+            raise unavailable("Kafka or the database") from None
+        if started is None:
+            raise ApiError(404, "unknown_patient", "No patient is enrolled with that id.")
+        return accepted(started.erasure_id)
+
+    @app.get(
+        "/v1/patients/{patient_id}/erasure",
+        responses={404: _error("No erasure of that patient"), **COMMON_ERRORS},
+    )
+    async def erasure_status(
+        patient_id: Annotated[str, Path(pattern=PATIENT_ID_PATTERN)],
+        request: Request,
+        caller: Principal = caller_of,
+    ) -> dict[str, Any]:
+        """``pending`` until every store reported its part ``done`` (admin)."""
+        res = deps()
+        try:
+            await trail.guard(
+                caller,
+                "patient.erase",
+                patient_id=patient_id,
+                resource="erasure-status",
+                team=ANY_TEAM,
+                source=client_address(request),
+            )
+            found = await erasure.status(res.pool, patient_id, erasure_stores)
+        except UNAVAILABLE:
+            raise unavailable("The database") from None
+        if found is None:
+            raise ApiError(404, "not_found", "No erasure of that patient.")
+        return found
+
+    async def retention_forever() -> None:
+        """Erase patients whose monitoring completed longer ago than the retention period,
+        by the service's clock (the simulated one moves only with POST /v1/clock)."""
+        retention = dt.timedelta(days=settings.retention_days_after_completion)
+        while True:
+            beat()
+            res = deps()
+            try:
+                now = (
+                    wall_clock()
+                    if not settings.simulated_clock
+                    else (await registry.simulated_now(res.pool))
+                )
+                due = await erasure.due_for_retention(res.pool, now, retention) if now else []
+                for patient_id in due:
+                    await start_erasure(patient_id, "retention", "retention")
+            except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+                log.warning("retention sweep failed (%s); retried", type(exc).__name__)
+            await asyncio.sleep(settings.retention_sweep_s)
 
     # --- the audit trail ------------------------------------------------------------------
 
@@ -922,7 +1076,9 @@ def create_app(
                         asked_at = now if outcome.ask == "asked" else None
                         await registry.set_grade_asked(conn, sender.patient_id, asked_at)
                     for item in outcome.publish:  # published by the relay: Kafka may be down
-                        row = await outbox.put(conn, item.topic, item.event, key=item.key)
+                        row = await outbox.put(
+                            conn, item.topic, item.event, key=item.key, codec=res.codec
+                        )
                         stored_through = max(stored_through, row or 0)
         except UNAVAILABLE as exc:
             log.warning("inbound text %s not recorded: %s", text.message_sid, type(exc).__name__)
@@ -1035,6 +1191,14 @@ def create_app(
         return Response(status_code=204)
 
     return app
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient_ids: Annotated[
+        list[Annotated[str, StringConstraints(pattern=PATIENT_ID_PATTERN)]],
+        Field(min_length=1, max_length=PREFETCH_BATCH),
+    ]
 
 
 def _instant(name: str, value: str | None) -> dt.datetime | None:

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from shared.crypto import EventCodec
 from shared.events import Envelope, encode_event
 from shared.metrics import EVENTS_PRODUCED
 from shared.supervisor import beat
@@ -44,10 +45,18 @@ RELAY_ERRORS = Counter(
 
 
 async def put(
-    conn: asyncpg.Connection, topic: str, event: Envelope, *, key: str | None = None
+    conn: asyncpg.Connection,
+    topic: str,
+    event: Envelope,
+    *,
+    key: str | None = None,
+    codec: EventCodec | None = None,
 ) -> int | None:
     """Store ``event`` for publishing (key: the event's patient unless given); its outbox
-    id, or None when an event with its id is already stored."""
+    id, or None when an event with its id is already stored. Stored as it will be
+    published: with the patient's fields sealed (``codec``), so the outbox holds no
+    readable patient data either."""
+    value = await codec.encode(event) if codec is not None else encode_event(event)
     raw_key = key or event.patient_id
     stored = await conn.fetchval(
         "INSERT INTO ingest.outbox (event_id, topic, key, event_type, value)"
@@ -56,7 +65,7 @@ async def put(
         topic,
         raw_key,
         str(getattr(event, "type", "unknown")),
-        encode_event(event),
+        value,
     )
     return int(stored) if stored is not None else None
 

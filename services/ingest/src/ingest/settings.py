@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import Field, SecretStr
 
-from shared.settings import CommonSettings
+from shared.settings import DEV_MASTER_KEY, CommonSettings
 
 
 class IngestSettings(CommonSettings):
@@ -31,6 +31,32 @@ class IngestSettings(CommonSettings):
     webhook_flush_wait_s: float = Field(
         default=2.0, ge=0, le=10, validation_alias="WEBHOOK_FLUSH_WAIT_S"
     )
+
+    #: Wraps every patient's data key (base64 of 32 bytes; ``make up`` generates one).
+    master_key: SecretStr = Field(default=SecretStr(DEV_MASTER_KEY), validation_alias="MASTER_KEY")
+    #: OAuth2 clients (token ``azp``) that may fetch patients' data keys: the services.
+    key_clients: str = Field(
+        default="hfs-assessor,hfs-notifier,hfs-console-service", validation_alias="KEY_CLIENTS"
+    )
+    #: A patient whose monitoring completed is erased this many days later (7 years).
+    retention_days_after_completion: int = Field(
+        default=2555, ge=1, validation_alias="RETENTION_DAYS_AFTER_COMPLETION"
+    )
+
+    #: How often the retention sweep looks for patients due (seconds).
+    retention_sweep_s: float = Field(default=5.0, gt=0, validation_alias="RETENTION_SWEEP_S")
+    #: The stores that must report before an erasure is ``done``.
+    erasure_stores: str = Field(
+        default="ingest,assessor,notifier,provider,console", validation_alias="ERASURE_STORES"
+    )
+
+    @property
+    def erasure_store_names(self) -> tuple[str, ...]:
+        return tuple(s.strip() for s in self.erasure_stores.split(",") if s.strip())
+
+    @property
+    def key_client_ids(self) -> frozenset[str]:
+        return frozenset(c.strip() for c in self.key_clients.split(",") if c.strip())
 
     @property
     def our_numbers(self) -> frozenset[str]:

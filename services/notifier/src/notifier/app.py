@@ -14,12 +14,14 @@ from fastapi import Depends, FastAPI, Request
 
 from notifier import ledger
 from notifier import metrics as ledger_metrics
+from notifier.erasure import TwilioMessageEraser, was_erased
 from notifier.service import Notifier, SimulatedClock, utcnow
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender, twilio_client
 from notifier.voice import Caller, TwilioCaller
 from shared.audit import AuditTrail
 from shared.auth import Authenticator, Principal, may
+from shared.crypto import EventCodec
 from shared.db import create_pool, migrate
 from shared.kafka import create_producer
 from shared.kafka_security import client_options
@@ -120,6 +122,7 @@ def create_app(
     simulated = SimulatedClock() if clock is None and settings.simulated_clock else None
     now: Callable[[], dt.datetime] = clock or simulated or wall
     trail = AuditTrail(settings.audit_url(), "notifier", wall)
+    keyring = settings.keyring()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -151,6 +154,16 @@ def create_app(
             audit=trail,
             caller=caller_factory(settings),
             public_base_url=settings.public_base_url,
+            codec=EventCodec(keyring),
+            eraser=TwilioMessageEraser(
+                twilio_client(
+                    settings.twilio_account_sid,
+                    settings.twilio_auth_token.get_secret_value(),
+                    settings.twilio_api_base_url or None,
+                    settings.twilio_timeout_s,
+                )
+            ),
+            hash_key=settings.log_ref_key.get_secret_value().encode(),
         )
         state.update(pool=pool, producer=producer, consumer=consumers["decisions"])
         for name, loop in notifier.loops(consumers, simulated).items():
@@ -163,6 +176,7 @@ def create_app(
             for c in consumers.values():
                 await c.stop()
             await producer.stop()
+            await keyring.close()
             await trail.close()
             await pool.close()
 
@@ -214,7 +228,10 @@ def create_app(
                 team=team,
                 source=client_address(request),
             )
-            return {"notifications": await ledger.for_patient(pool(), patient_id)}
+            found = await ledger.for_patient(pool(), patient_id)
+            if not found and await was_erased(pool(), patient_id):
+                raise ApiError(404, "unknown_patient", "No such patient (erased).")
+            return {"notifications": found}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 

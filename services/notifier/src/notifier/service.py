@@ -21,26 +21,32 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
-from notifier import ledger
+from notifier import erasure, ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
 from notifier.templates import render, with_first_text_footer
 from notifier.voice import Caller, ack_url, call_twiml
 from shared.audit import AuditTrail, sms_actor
+from shared.crypto import KEY_SERVICE_DOWN, EventCodec, KeyUnavailable
 from shared.errors import describe
 from shared.events import (
     AckReceived,
     ClockAdvanced,
     ConsentChanged,
     ConsentChangedPayload,
+    ErasureProgressed,
+    ErasureProgressedPayload,
+    ErasureStore,
+    Event,
     MessageStatusReported,
     PatientEnrolled,
+    PatientErased,
     SendNotification,
     parse_event,
 )
 from shared.kafka import publish
 from shared.logs import patient_ref
 from shared.supervisor import Loop, beat
-from shared.topics import DEADLETTER, DECISIONS, PATIENT_EVENTS, PROVIDER_EVENTS
+from shared.topics import DEADLETTER, DECISIONS, ERASURE_EVENTS, PATIENT_EVENTS, PROVIDER_EVENTS
 from shared.transient import is_transient
 
 log = logging.getLogger(__name__)
@@ -191,8 +197,16 @@ class Notifier:
         audit: AuditTrail | None = None,
         caller: Caller | None = None,
         public_base_url: str = "",
+        codec: EventCodec | None = None,
+        eraser: erasure.MessageEraser | None = None,
+        hash_key: bytes = b"",
     ) -> None:
         self.pool = pool
+        #: Opens the patient fields of events (None: plain events only, as in some tests).
+        self.codec = codec
+        self.eraser = eraser
+        #: Keys the hashed phones left on the suppression list by an erasure.
+        self.hash_key = hash_key
         self.audit = audit
         self.sender = sender
         #: The voice channel for pages (None: texts only).
@@ -285,9 +299,35 @@ class Notifier:
         now = self.clock()
         return now if now > EPOCH else self.wall()
 
+    async def _decode(self, raw: bytes) -> Event:
+        """The event with its patient fields opened; waits while the key service is down
+        (never skips). ``KeyUnavailable``: the patient was erased."""
+        if self.codec is None:
+            return parse_event(raw)
+        delay = 0.2
+        while True:
+            try:
+                return await self.codec.decode(raw)
+            except KEY_SERVICE_DOWN as exc:
+                log.warning("data keys unavailable, retrying: %s", type(exc).__name__)
+                beat()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def on_record(self, rec: ConsumerRecord[Any, Any]) -> None:
         try:
-            event = parse_event(rec.value)
+            event = await self._decode(rec.value)
+        except KeyUnavailable:
+            CONSUMED.labels("erased").inc()  # a decision about an erased patient
+            return
+        except (ValidationError, ValueError) as exc:
+            CONSUMED.labels("dead_letter").inc()
+            log.warning(
+                "undecodable decision sent to the dead-letter topic: %s", type(exc).__name__
+            )
+            await self._dead_letter(rec, DECISIONS, describe(exc))
+            return
+        try:
             if not isinstance(event, SendNotification):
                 raise ValueError(f"unexpected event type {event.type} on {DECISIONS}")
             render(event.payload.kind, event.payload.language, {}, self.clinic)  # known kind?
@@ -350,14 +390,19 @@ class Notifier:
             kind = json.loads(rec.value).get("type")
         except (ValueError, AttributeError, TypeError):
             kind = None
-        if kind not in ("patient.enrolled", "consent.changed"):
+        if kind not in ("patient.enrolled", "consent.changed", "patient.erased"):
             return  # other types, and garbage (the assessor dead-letters that), are not ours
         try:
-            event = parse_event(rec.value)
-        except ValidationError:
+            event = await self._decode(rec.value)
+        except KeyUnavailable:
+            return  # an erased patient's enrollment
+        except (ValidationError, ValueError):
             log.warning("invalid %s on %s ignored", kind, PATIENT_EVENTS)
             return
-        if isinstance(event, PatientEnrolled):
+        if isinstance(event, PatientErased):
+            await self._erase(event)
+        elif isinstance(event, PatientEnrolled):
+            await erasure.enrolled_again(self.pool, event.patient_id)
             # Only the first enrollment sets consent; an update never changes it.
             if await ledger.set_consent(
                 self.pool,
@@ -382,6 +427,47 @@ class Notifier:
                 event.event_id,
             )
             CONSENT.labels(event.payload.reason).inc()
+
+    async def _erase(self, event: PatientErased) -> None:
+        """The provider's copies first (their SIDs are in the ledger), then the ledger;
+        each reported. A provider outage is waited out: the erasure is not done without it."""
+        patient_id = event.patient_id
+        sids, phones = await erasure.provider_copies(self.pool, patient_id)
+        deleted = 0
+        if self.eraser is not None:
+            delay = 0.5
+            while True:
+                try:
+                    deleted = await self.eraser.erase(sids, phones)
+                    break
+                except erasure.ProviderUnavailable as exc:
+                    log.warning("provider erasure retried: %s", exc)
+                    beat()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+        removed = await erasure.erase_ledger(self.pool, patient_id, self.hash_key, self.wall())
+        if self.codec is not None:
+            self.codec.keyring.forget(patient_id)
+        await self._report_erased(event, "provider", deleted)
+        await self._report_erased(event, "notifier", removed)
+        log.info(
+            "patient erased in the notifier and at the provider",
+            extra={"patient": patient_ref(patient_id), "messages_deleted": deleted},
+        )
+
+    async def _report_erased(self, event: PatientErased, store: ErasureStore, count: int) -> None:
+        now = self.wall()
+        report = ErasureProgressed(
+            event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"erasure:{event.event_id}:{store}"),
+            occurred_at=now,
+            recorded_at=now,
+            patient_id=event.patient_id,
+            source="notifier",
+            payload=ErasureProgressedPayload(
+                erasure_id=event.event_id, store=store, outcome="done", removed=count
+            ),
+        )
+        await publish(self.producer, ERASURE_EVENTS, report, codec=self.codec)
 
     async def on_provider_event(self, rec: ConsumerRecord[Any, Any]) -> None:
         """Status callbacks and ``ACK <code>`` texts from ``provider-events.v1``."""
@@ -560,7 +646,10 @@ class Notifier:
             return
         nid, kind = row["notification_id"], row["kind"]
         patient = row["audience"] == "patient"
-        if patient and await ledger.is_suppressed(self.pool, row["patient_id"]):
+        if patient and (
+            await ledger.is_suppressed(self.pool, row["patient_id"])
+            or await erasure.phone_suppressed(self.pool, self.hash_key, row["to_phone"])
+        ):
             await ledger.mark_failed(self.pool, nid, "opted out", self.wall(), status="suppressed")
             SENT.labels(kind, "suppressed", "").inc()
             return

@@ -436,6 +436,17 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
             raise TwilioApiError(20404, f"The requested resource {request.url.path} was not found")
         return JSONResponse(message_json(message))
 
+    @app.delete(API_PREFIX + "/{account_sid}/Messages/{sid}.json", status_code=204)
+    async def delete_message(account_sid: str, sid: str, request: Request) -> Response:
+        """Twilio's message DELETE: the message and its body leave the store (204); an
+        unknown SID (or another account's) is Twilio's 20404 (404)."""
+        sandbox.check_auth(request, account_sid)
+        message = await sandbox.store.get(sid)
+        if message is None or message.account_sid != account_sid:
+            raise TwilioApiError(20404, f"The requested resource {request.url.path} was not found")
+        await sandbox.store.delete(sid)
+        return Response(status_code=204)
+
     # --- sandbox controls -----------------------------------------------------------------
 
     @app.get("/sandbox/messages")

@@ -76,6 +76,11 @@ class MessageStore:
             found = [m for m in found if m.from_ == from_]
         return found
 
+    async def delete(self, sid: str) -> bool:
+        """Remove one message (Twilio's message DELETE); False if there was none."""
+        async with self._lock:
+            return self._messages.pop(sid, None) is not None
+
     async def clear(self) -> int:
         async with self._lock:
             count = len(self._messages)
