@@ -384,3 +384,24 @@ async def test_a_sign_in_is_bound_to_its_browser_and_its_state_is_single_use() -
         assert again.status_code == 400
         assert "expired or was not started here" in again.text
         assert "set-cookie" not in bad.headers
+
+
+async def test_someone_who_is_not_a_clinician_is_refused_and_may_sign_out(
+    browser: Browser,
+) -> None:
+    users = json.loads((ROOT / ".run" / "demo-users.json").read_text())
+    operator = next(u for u in users if u["roles"] == ["operator"])
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(CONSOLE + "/")
+    await page.locator("#username").fill(operator["username"])
+    await page.locator("#password").fill(operator["password"])
+    async with page.expect_response(lambda r: r.url == CONSOLE + "/") as answer:
+        await page.locator("#kc-login").click()
+    assert (await answer.value).status == 403
+    await expect(page.locator("h1")).to_have_text("Not allowed")
+    await axe_check(page, "refusal page")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(CONSOLE + "/signed-out")
+    assert not [c for c in await context.cookies(CONSOLE) if c["name"] == COOKIE]
+    await context.close()

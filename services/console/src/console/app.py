@@ -56,9 +56,13 @@ SECURITY_HEADERS = {
 
 
 class PageError(Exception):
-    def __init__(self, status: int, title: str, message: str) -> None:
+    def __init__(
+        self, status: int, title: str, message: str, *, signed_in: Principal | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.title, self.message = status, title, message
+        #: Someone signed in who may not use the console: the page offers them sign-out.
+        self.signed_in = signed_in
 
 
 def utcnow() -> dt.datetime:
@@ -198,7 +202,8 @@ def create_app(
                     f"{state['login_path']}?{urlencode({'next': here})}", status_code=303
                 )
         return templates.TemplateResponse(
-            request, "error.html", {"title": exc.title, "message": exc.message, "user": None},
+            request, "error.html", {"title": exc.title, "message": exc.message, "user": None,
+            "signout_csrf": csrf_token(secret, exc.signed_in) if exc.signed_in else None},
             status_code=exc.status,
         )  # fmt: skip
 
@@ -207,7 +212,8 @@ def create_app(
         if principal is None:
             raise PageError(401, "Sign-in required", "Sign in to use the care-team console.")
         if not principal.is_clinician:
-            raise PageError(403, "Not allowed", "The console is for clinicians of a care team.")
+            raise PageError(403, "Not allowed", "The console is for clinicians of a care team.",
+                            signed_in=principal)  # fmt: skip
         return principal
 
     async def form_of(request: Request, principal: Principal) -> dict[str, str]:
