@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaConnectionError
 from faust.exceptions import ProducerSendError
 
 from assessor import projection
-from assessor.batches import apply_until_done
+from assessor.batches import apply_until_done, run_until_done
 from assessor.domain import (
     Decision,
     Enrolled,
@@ -157,3 +157,27 @@ def test_a_wrapped_broker_error_is_an_outage() -> None:
     wrapped.__cause__ = KafkaConnectionError()  # as ``raise ... from exc`` sets it
     assert is_transient(wrapped)
     assert not is_transient(ProducerSendError("no cause"))
+
+
+async def test_a_step_is_retried_through_an_outage_and_returns_nothing() -> None:
+    calls: list[int] = []
+
+    async def step() -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionRefusedError("connection refused")
+
+    assert await run_until_done(step, sleep=no_sleep) is None
+    assert len(calls) == 3
+
+
+async def test_a_step_that_fails_otherwise_is_returned_at_once_not_retried() -> None:
+    calls: list[int] = []
+
+    async def step() -> None:
+        calls.append(1)
+        raise ValueError("a bug: the same every time")
+
+    failed = await run_until_done(step, sleep=no_sleep)
+    assert isinstance(failed, ValueError)
+    assert len(calls) == 1  # the partition is not held behind it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from pydantic import ValidationError
 
 from assessor import erasure, projection
-from assessor.batches import APPLY_RETRIES, apply_until_done
+from assessor.batches import apply_until_done, run_until_done
 from assessor.cache import DecodedStates
 from assessor.domain import (
     ALERT_URGENCY,
@@ -446,7 +447,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         work: list[Work] = []
         applied: list[tuple[str, str, str]] = []
         sources: list[Any] = []
-        erased: list[tuple[PatientErased, int]] = []
+        erased: list[tuple[PatientErased, int, Any]] = []
         # The batch's patients' keys in one request (records are keyed by patient id).
         keyed = {e.key.decode() for e in events if isinstance(e.key, bytes)}
         await until_reachable(lambda: keyring.prefetch(keyed))
@@ -466,7 +467,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 await dead_letter(key, raw, PATIENT_EVENTS, f"invalid: {describe(exc)}")
                 continue
             if isinstance(parsed, PatientErased):
-                erased.append((parsed, event.message.partition))
+                erased.append((parsed, event.message.partition, event))
                 continue
             inp = to_input(parsed)
             if inp is None or parsed.patient_id is None:
@@ -477,7 +478,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
             sources.append(event)
         if erased:
             # The batch's other events of an erased patient are dropped with them.
-            gone = {e.patient_id for e, _ in erased}
+            gone = {e.patient_id for e, _, _ in erased}
             keep = [i for i, w in enumerate(work) if w[0] not in gone]
             work = [work[i] for i in keep]
             applied = [applied[i] for i in keep]
@@ -494,12 +495,35 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 sources = [sources[i] for i in keep]
                 work = [work[i] for i in keep]
             emitted = await apply_until_done(apply, work, rejected) if work else 0
-            for gone_event, partition in erased:
-                await apply_until_done_step(
-                    lambda e=gone_event, p=partition: erase(
-                        e.patient_id, e.event_id, p, e.recorded_at
+            for gone_event, partition, source in erased:
+                failed = await run_until_done(
+                    functools.partial(
+                        erase,
+                        gone_event.patient_id,
+                        gone_event.event_id,
+                        partition,
+                        gone_event.recorded_at,
                     )
                 )
+                if failed is not None:
+                    # Not an outage: it would fail again, and holding the partition would
+                    # stall every patient behind it. The erasure stays pending (the status
+                    # endpoint shows it) until an operator replays the dead letter.
+                    EVENTS.labels(PATIENT_EVENTS, gone_event.type, "dead_letter").inc()
+                    log.error(
+                        "erasure the assessor could not apply sent to the dead-letter topic: %s",
+                        type(failed).__name__,
+                        extra={
+                            "event_id": str(gone_event.event_id),
+                            "patient": patient_ref(gone_event.patient_id),
+                        },
+                    )
+                    await dead_letter(
+                        source.key,
+                        source.value,
+                        PATIENT_EVENTS,
+                        f"erasure not applied: {describe(failed)}",
+                    )
         for i, error in rejected.items():
             EVENTS.labels(PATIENT_EVENTS, applied[i][1], "dead_letter").inc()
             log.error(
@@ -528,22 +552,6 @@ def create_app(settings: AssessorSettings) -> faust.App:
                 "partitions": batch_partitions(events),
             },
         )
-
-    async def apply_until_done_step(step: Any) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await step()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                APPLY_RETRIES.inc()
-                log.warning(
-                    "erasure not applied (%s); retrying in %.1fs", type(exc).__name__, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     def build_timers(partition: int) -> None:
         """Index a newly owned partition's patients from the state table (once): sealed

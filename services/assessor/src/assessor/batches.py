@@ -103,3 +103,23 @@ async def _retrying(
             log.warning("batch not applied (%s); retrying in %.1fs", type(exc).__name__, delay)
             await sleep(delay)
             delay = min(delay * 2, _MAX_DELAY)
+
+
+async def run_until_done(
+    step: Callable[[], Awaitable[object]], *, sleep: Sleep = asyncio.sleep
+) -> Exception | None:
+    """One step (an erasure) retried while it fails with an outage. Any other error is
+    returned, not retried: the caller dead-letters the input it came from rather than hold
+    the partition behind a step that would fail the same way every time."""
+    delay = _FIRST_DELAY
+    while True:
+        try:
+            await step()
+            return None
+        except Exception as exc:
+            if not is_transient(exc):
+                return exc
+            APPLY_RETRIES.inc()
+            log.warning("step not applied (%s); retrying in %.1fs", type(exc).__name__, delay)
+            await sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY)
