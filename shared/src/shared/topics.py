@@ -102,9 +102,16 @@ async def ensure_topics(
                     ]
                 )
             created = [s.name for s in missing]
-        described = {d["topic"]: d for d in await admin.describe_topics([s.name for s in specs])}
+        # A topic just created may be described with no partitions until the controller's
+        # metadata reaches the broker: ask again for a while before judging the counts.
+        names = [s.name for s in specs]
+        for _ in range(40):
+            described = {d["topic"]: d for d in await admin.describe_topics(names)}
+            if all(described.get(n, {}).get("partitions") for n in names):
+                break
+            await asyncio.sleep(0.25)
         for spec in specs:
-            got = len(described[spec.name]["partitions"])
+            got = len(described.get(spec.name, {}).get("partitions") or [])
             if got != spec.partitions:
                 raise RuntimeError(
                     f"topic {spec.name} has {got} partitions, expected {spec.partitions}"
