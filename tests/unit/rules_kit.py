@@ -18,7 +18,6 @@ from assessor.domain import (
     Decision,
     Enrolled,
     Input,
-    Notify,
     PatientState,
     Report,
     Reported,
@@ -27,7 +26,7 @@ from assessor.domain import (
     next_due,
     phase_of,
 )
-from shared.events import CareTeam, PatientEnrolledPayload
+from shared.events import CareTeam, PatientEnrolledPayload, SendNotificationPayload
 
 SURGERY = dt.date(2026, 3, 2)  # Chicago's DST starts on day 6 (2026-03-08)
 ON_CALL = "+15550001111"
@@ -88,7 +87,7 @@ class Course:
         self.surgery = surgery
         self.rules = rules
         self.state = PatientState(patient_id=patient_id)
-        self.sent: list[Notify] = []
+        self.sent: list[SendNotificationPayload] = []
         self.profile = profile(tz, surgery, baseline, consent, team_tz, language, backup)
         self.apply(Enrolled(self.profile), self.local(enroll_day, 9))
 
@@ -127,14 +126,14 @@ class Course:
     def tick(self, now: dt.datetime) -> Decision:
         return self.apply(ClockTicked(), now)
 
-    def run_until(self, instant: dt.datetime) -> list[Notify]:
+    def run_until(self, instant: dt.datetime) -> list[SendNotificationPayload]:
         """Tick at every ``next_due`` up to ``instant`` (as the shell's timer index would)."""
-        out: list[Notify] = []
+        out: list[SendNotificationPayload] = []
         while (due := next_due(self.state, self.rules)) is not None and due <= instant:
             out.extend(self.tick(due).commands)
         return out
 
-    def run_to(self, day: int, hour: int = 12, minute: int = 0) -> list[Notify]:
+    def run_to(self, day: int, hour: int = 12, minute: int = 0) -> list[SendNotificationPayload]:
         instant = self.local(day, hour, minute)
         out = self.run_until(instant)
         out.extend(self.tick(instant).commands)
@@ -147,7 +146,7 @@ class Course:
     def kinds(self, audience: str | None = None) -> Counter[str]:
         return Counter(c.kind for c in self.sent if audience in (None, c.audience))
 
-    def of(self, kind: str) -> list[Notify]:
+    def of(self, kind: str) -> list[SendNotificationPayload]:
         return [c for c in self.sent if c.kind == kind]
 
     def prompt_days(self) -> list[int]:

@@ -20,13 +20,13 @@ from assessor.domain import (
     Decision,
     Enrolled,
     Input,
-    Notify,
     PatientState,
     Report,
     Reported,
     decide,
 )
 from shared.errors import describe
+from shared.events import SendNotificationPayload
 from shared.transient import is_transient
 from tests.unit.rules_kit import PHONE, SURGERY, at_local, new_id, profile
 
@@ -40,7 +40,7 @@ class Assessor:
     def __init__(self, fails: str | None = None, outages: int = 0) -> None:
         self.states: dict[str, PatientState] = {}
         self.read_model: dict[str, dict[str, object]] = {}
-        self.sent: list[tuple[str, Notify]] = []
+        self.sent: list[tuple[str, SendNotificationPayload]] = []
         self.fails = fails  # this patient's read-model row is refused, every time
         self.outages = outages  # the first calls fail as the database being down does
         self.calls = 0

@@ -8,8 +8,6 @@ import pytest
 from notifier.templates import (
     FIRST_TEXT_FOOTER,
     LANGUAGES,
-    PAGE_KINDS,
-    PATIENT_KINDS,
     TEMPLATES,
     is_gsm7,
     render,
@@ -17,6 +15,7 @@ from notifier.templates import (
     with_first_text_footer,
 )
 from shared.events import NotificationKind
+from shared.notification_kinds import KINDS, PAGE_KINDS, PATIENT_KINDS
 
 FULL_FACTS: dict[str, str | int | None] = {
     "day": 196,
@@ -34,6 +33,17 @@ CLINICS = ("the MVD clinic", "Riverside Neurosurgery Clinic")
 def test_every_kind_in_the_contract_has_a_template() -> None:
     kinds = set(NotificationKind.__args__)  # type: ignore[attr-defined]
     assert set(TEMPLATES) == kinds == set(PATIENT_KINDS) | set(PAGE_KINDS)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_of_the_table_renders_in_every_language(
+    kind: NotificationKind, language: str
+) -> None:
+    body = render(kind, language, FULL_FACTS, CLINICS[0], ack_code="ABC123")
+    assert body.startswith(CLINICS[0])
+    if KINDS[kind].pages:
+        assert ("URGENTE" if language == "es" else "URGENT") in body
 
 
 @pytest.mark.parametrize("clinic", CLINICS)

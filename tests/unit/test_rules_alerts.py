@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from assessor.domain import Notify, day_number, next_due
+from assessor.domain import day_number, next_due
+from shared.events import SendNotificationPayload
 from tests.unit.rules_kit import BACKUP, ON_CALL, Course
 
 # a course: (day, severity) reports in order, hour 12 local
@@ -30,7 +31,7 @@ def alerts(course: Course, kind: str) -> list[tuple[str, list[int]]]:
     ]
 
 
-def told(course: Course, kind: str) -> list[Notify]:
+def told(course: Course, kind: str) -> list[SendNotificationPayload]:
     """The ``care_team_notified`` messages sent for alerts of ``kind``."""
     return [c for c in course.of("care_team_notified") if c.facts["alert_kind"] == kind]
 

@@ -26,7 +26,6 @@ from assessor.domain import (
     ConsentUpdated,
     Enrolled,
     Input,
-    Notify,
     PatientState,
     Report,
     Reported,
@@ -36,6 +35,7 @@ from assessor.domain import (
     next_due,
     phase_of,
 )
+from shared.events import SendNotificationPayload
 from tests.unit.rules_kit import at_local, profile
 
 TZS = ["America/Chicago", "Asia/Tokyo", "Pacific/Honolulu", "Europe/Berlin", "America/Los_Angeles"]
@@ -115,8 +115,10 @@ def deliveries(
 @dataclass
 class Played:
     state: PatientState
-    commands: list[Notify]
-    timed: list[tuple[dt.datetime, Notify]]  # commands from ticks at next_due, with the tick
+    commands: list[SendNotificationPayload]
+    timed: list[
+        tuple[dt.datetime, SendNotificationPayload]
+    ]  # commands from ticks at next_due, with the tick
 
 
 def play(
@@ -257,7 +259,7 @@ def test_clock_granularity_changes_only_the_prompts(spec: Spec, data: st.DataObj
     sparse = play(spec, deliveries(spec), tick="sparse", ticks=ticks)
 
     # Catch-up: prompts (and so lost to follow-up) depend on the clock; nothing else does.
-    def untimed(cmds: list[Notify]) -> set[str]:
+    def untimed(cmds: list[SendNotificationPayload]) -> set[str]:
         return {
             c.dedupe_key
             for c in cmds

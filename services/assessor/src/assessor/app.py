@@ -29,7 +29,6 @@ from assessor.domain import (
     Decision,
     Enrolled,
     Input,
-    Notify,
     PatientState,
     Phase,
     Report,
@@ -46,7 +45,6 @@ from shared.crypto import KEY_SERVICE_DOWN, EventCodec, KeyUnavailable
 from shared.db import create_pool, migrate
 from shared.errors import describe
 from shared.events import (
-    DEFAULT_TEAM,
     ClockAdvanced,
     ConsentChanged,
     ErasureProgressed,
@@ -150,31 +148,18 @@ def to_input(event: Any) -> Input | None:
 
 
 def command_event(
-    patient_id: str, cmd: Notify, now: dt.datetime, team: str = DEFAULT_TEAM
+    patient_id: str, cmd: SendNotificationPayload, now: dt.datetime
 ) -> SendNotification:
-    """The decision event; its id derives from the dedupe key, so a replay repeats it exactly.
-    ``team`` is the patient's care team (who may see and acknowledge it)."""
+    """The decision's payload (the rules' command, which already names the patient's care
+    team) in its envelope; its id derives from the dedupe key, so a replay repeats it
+    exactly."""
     return SendNotification(
         event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"decision:{cmd.dedupe_key}"),
         occurred_at=now,
         recorded_at=now,
         patient_id=patient_id,
         source="assessor",
-        payload=SendNotificationPayload(
-            dedupe_key=cmd.dedupe_key,
-            kind=cmd.kind,
-            audience=cmd.audience,
-            urgency=cmd.urgency,
-            to=cmd.to,
-            backup_to=cmd.backup_to,
-            language=cmd.language,
-            timezone=cmd.timezone,
-            due_at=cmd.due_at,
-            facts=cmd.facts,
-            evidence=cmd.evidence,
-            rule=cmd.rule,
-            team=team,
-        ),
+        payload=cmd,
     )
 
 
@@ -388,7 +373,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
         touched: dict[str, tuple[Decision, int]] = {}
         before: dict[str, Phase | None] = {}
         changed: dict[str, Decision] = {}
-        emitted: list[tuple[str, Notify, dt.datetime, str]] = []
+        emitted: list[tuple[str, SendNotificationPayload, dt.datetime]] = []
         for i, (patient_id, inp, now, partition) in enumerate(work):
             seen = touched.get(patient_id)
             try:
@@ -398,9 +383,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
             except Exception as exc:  # a rule bug or a bad stored state: this input only
                 rejected[i] = exc
                 continue
-            profile = result.state.profile
-            team = profile.care_team.team if profile is not None else DEFAULT_TEAM
-            emitted.extend((patient_id, cmd, now, team) for cmd in result.commands)
+            emitted.extend((patient_id, cmd, now) for cmd in result.commands)
             if result.state != state:
                 changed[patient_id] = result
             touched[patient_id] = (result, partition)
@@ -408,11 +391,11 @@ def create_app(settings: AssessorSettings) -> faust.App:
         if views:
             await projection.save_many(await store.get(), views)
         sent = []
-        for patient_id, cmd, now, team in emitted:
+        for patient_id, cmd, now in emitted:
             sent.append(
                 await decisions.send(
                     key=patient_id.encode(),
-                    value=await encode(command_event(patient_id, cmd, now, team)),
+                    value=await encode(command_event(patient_id, cmd, now)),
                 )
             )
         for patient_id, result in changed.items():
@@ -422,7 +405,7 @@ def create_app(settings: AssessorSettings) -> faust.App:
                     await recovery_events.send(key=patient_id.encode(), value=encode_event(moved))
                 )
         await asyncio.gather(*sent)
-        for _, cmd, _, _ in emitted:
+        for _, cmd, _ in emitted:
             DECISIONS_OUT.labels(cmd.kind).inc()
             if cmd.audience == "care_team" and cmd.kind in ALERT_URGENCY:
                 ALERTS.labels(cmd.kind, cmd.urgency).inc()

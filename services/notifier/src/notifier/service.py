@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from notifier import erasure, ledger
 from notifier.sms import UNSUBSCRIBED, ProviderMessage, SendError, SmsSender
-from notifier.templates import render, with_first_text_footer
+from notifier.templates import TEMPLATES, render, with_first_text_footer
 from notifier.voice import Caller, ack_url, call_twiml
 from shared.audit import AuditTrail, sms_actor
 from shared.crypto import KEY_SERVICE_DOWN, EventCodec, KeyUnavailable
@@ -330,7 +330,8 @@ class Notifier:
         try:
             if not isinstance(event, SendNotification):
                 raise ValueError(f"unexpected event type {event.type} on {DECISIONS}")
-            render(event.payload.kind, event.payload.language, {}, self.clinic)  # known kind?
+            if event.payload.kind not in TEMPLATES:  # a kind this notifier has no words for
+                raise KeyError(event.payload.kind)
         except (ValidationError, ValueError, KeyError) as exc:
             CONSUMED.labels("dead_letter").inc()
             log.warning(
@@ -353,6 +354,10 @@ class Notifier:
     async def _record(self, event: SendNotification) -> bool:
         p = event.payload
         created = max(self.clock(), event.recorded_at)  # the simulated clock may lag
+        # Each decision is rendered here, once: every send, retry and reconciliation after
+        # this uses the stored body. Only a page renders again, and only where the words
+        # genuinely differ: with another ack code (below, when one is taken), as an
+        # escalation reminder (its step number) and as a call script (no SMS reply line).
         if p.audience != "care_team":
             body = render(p.kind, p.language, p.facts, self.clinic)
             return await ledger.record(self.pool, event, body, created)
@@ -364,6 +369,7 @@ class Notifier:
         )
         for _ in range(10):  # a fresh code when one is taken by another open alert
             code = ledger.new_ack_code()
+            # The code is in the words ("Reply ACK <code>"): a new code is a new body.
             body = render(p.kind, p.language, facts, self.clinic, ack_code=code)
             try:
                 return await ledger.record(

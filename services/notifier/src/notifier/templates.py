@@ -16,14 +16,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-PATIENT_KINDS = (
-    "checkin_prompt",
-    "reassurance",
-    "remission_congrats",
-    "care_team_notified",
-    "monitoring_complete",
-)
-PAGE_KINDS = ("six_month_persistence", "worsening", "recurrence", "red_flag", "lost_to_follow_up")
+from shared.events import NotificationKind
+from shared.notification_kinds import KINDS, PAGE_KINDS
+
 LANGUAGES = ("en", "es")
 
 #: Appended to the first text a phone ever gets from the service (Twilio's keywords).
@@ -159,14 +154,13 @@ _HEADLINES: dict[str, dict[str, str]] = {
         "es": "sin respuesta a 3 controles",
     },
 }
-_URGENT_KINDS = frozenset({"worsening", "red_flag"})
 
 
-def _page(kind: str) -> Callable[[Facts, str], str]:
+def _page(kind: NotificationKind) -> Callable[[Facts, str], str]:
     def render_page(f: Facts, lang: str) -> str:
         es = lang == "es"
         headline = _HEADLINES[kind]["es" if es else "en"]
-        if kind in _URGENT_KINDS:
+        if KINDS[kind].urgency == "urgent":
             label = "URGENTE" if es else "URGENT"
         else:
             label = "Aviso" if es else "Alert"
@@ -205,6 +199,7 @@ def _page(kind: str) -> Callable[[Facts, str], str]:
     return render_page
 
 
+#: One template per kind of ``shared.notification_kinds.KINDS`` (a unit test checks both).
 TEMPLATES: dict[str, Callable[[Facts, str], str]] = {
     "checkin_prompt": _checkin,
     "reassurance": _reassurance,

@@ -35,7 +35,6 @@ from assessor.domain.model import (
     Decision,
     Enrolled,
     Input,
-    Notify,
     PatientState,
     Phase,
     Report,
@@ -44,7 +43,7 @@ from assessor.domain.model import (
 from assessor.domain.phases import graded, phase_at, report_days
 from assessor.domain.schedule import advance, next_due
 from assessor.domain.settings import DEFAULT_RULES, RuleSettings
-from shared.events import PatientEnrolledPayload
+from shared.events import PatientEnrolledPayload, SendNotificationPayload
 
 
 def decide(
@@ -96,7 +95,7 @@ def decide(
 
 def _decision(
     state: PatientState,
-    commands: tuple[Notify, ...],
+    commands: tuple[SendNotificationPayload, ...],
     previous: Phase | None,
     phase: Phase | None,
     rules: RuleSettings,

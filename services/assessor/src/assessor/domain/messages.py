@@ -19,10 +19,11 @@ import uuid
 from collections.abc import Sequence
 
 from assessor.domain.calendar import day_number, into_day_hours, out_of_quiet_hours
-from assessor.domain.model import ALERT_URGENCY, Alert, AlertKind, Notify, PatientState, Report
+from assessor.domain.model import Alert, AlertKind, PatientState, Report
 from assessor.domain.phases import Graded, reach_points, remission_flags
 from assessor.domain.settings import RuleSettings
-from shared.events import NotificationKind, PatientEnrolledPayload
+from shared.events import NotificationKind, PatientEnrolledPayload, SendNotificationPayload
+from shared.notification_kinds import KINDS
 
 
 class Run:
@@ -32,7 +33,7 @@ class Run:
         self.state = state
         self.now = now
         self.rules = rules
-        self.commands: list[Notify] = []
+        self.commands: list[SendNotificationPayload] = []
 
     @property
     def profile(self) -> PatientEnrolledPayload:
@@ -45,7 +46,7 @@ class Run:
     def key(self, kind: str, cause: str) -> str:
         return f"{self.state.patient_id}:{kind}:{cause}"
 
-    def emit(self, cmd: Notify) -> bool:
+    def emit(self, cmd: SendNotificationPayload) -> bool:
         if cmd.dedupe_key in self.state.emitted:
             return False
         self.update(emitted=self.state.emitted | {cmd.dedupe_key})
@@ -65,12 +66,13 @@ class Run:
     ) -> bool:
         p = self.profile
         due = at if defer_to is None else out_of_quiet_hours(at, p.timezone, defer_to, self.rules)
+        spec = KINDS[kind]
         return self.emit(
-            Notify(
+            SendNotificationPayload(
                 dedupe_key=self.key(kind, cause),
                 kind=kind,
-                audience="patient",
-                urgency="routine",
+                audience=spec.audience,
+                urgency=spec.urgency,
                 to=p.phone,
                 language=p.language,
                 timezone=p.timezone,
@@ -78,6 +80,7 @@ class Run:
                 facts={"patient_id": self.state.patient_id, **facts},
                 evidence=evidence,
                 rule=rule,
+                team=p.care_team.team,
             )
         )
 
@@ -96,7 +99,8 @@ class Run:
         the care team's zone or the patient's) and tell the patient it was done."""
         p = self.profile
         team_tz = p.care_team.timezone or p.timezone
-        urgency = ALERT_URGENCY[kind]
+        spec = KINDS[kind]
+        urgency = spec.urgency
         due = at if urgency == "urgent" else into_day_hours(at, team_tz, self.rules)
         key = self.key(kind, cause)
         summary = "; ".join(
@@ -114,19 +118,20 @@ class Run:
         }
         ids = tuple(r.event_id for r in evidence)
         sent = self.emit(
-            Notify(
+            SendNotificationPayload(
                 dedupe_key=key,
                 kind=kind,
-                audience="care_team",
+                audience=spec.audience,
                 urgency=urgency,
                 to=p.care_team.on_call,
-                backup_to=p.care_team.backup if urgency == "urgent" else None,
+                backup_to=p.care_team.backup if spec.pages else None,
                 language=p.language,
                 timezone=team_tz,
                 due_at=due,
                 facts=all_facts,
                 evidence=ids,
                 rule=rule,
+                team=p.care_team.team,
             )
         )
         if not sent:

@@ -2,19 +2,26 @@
 
 Everything is frozen. ``PatientState`` round-trips through JSON (the assessor's state table
 stores it); the inputs and commands are plain dataclasses that never leave the process
-(the shell turns a ``Notify`` into the ``notification.send`` event).
+(a decision's commands are already the ``notification.send`` payloads, which the shell
+wraps in their envelope).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from shared.events import Language, NotificationKind, PatientEnrolledPayload, Urgency, UtcDatetime
+from shared.events import (
+    PatientEnrolledPayload,
+    SendNotificationPayload,
+    Urgency,
+    UtcDatetime,
+)
+from shared.notification_kinds import KINDS
 
 Phase = Literal[
     "pre_op",
@@ -28,12 +35,9 @@ Phase = Literal[
 AlertKind = Literal[
     "six_month_persistence", "worsening", "recurrence", "red_flag", "lost_to_follow_up"
 ]
+#: Each alert's urgency, as the shared kinds table says (the one place it is decided).
 ALERT_URGENCY: dict[AlertKind, Urgency] = {
-    "six_month_persistence": "routine",
-    "worsening": "urgent",
-    "recurrence": "routine",
-    "red_flag": "urgent",
-    "lost_to_follow_up": "routine",
+    kind: KINDS[kind].urgency for kind in get_args(AlertKind)
 }
 
 
@@ -126,27 +130,10 @@ Input = Enrolled | Reported | ConsentUpdated | ClockTicked
 
 
 @dataclass(frozen=True)
-class Notify:
-    """One notification to send. Care-team alerts carry the patient's language (the profile
-    has no care-team language)."""
-
-    dedupe_key: str
-    kind: NotificationKind
-    audience: Literal["patient", "care_team"]
-    urgency: Urgency
-    to: str
-    language: Language
-    timezone: str
-    due_at: dt.datetime
-    facts: dict[str, str | int | None] = field(default_factory=dict)
-    evidence: tuple[uuid.UUID, ...] = ()
-    rule: str | None = None
-    backup_to: str | None = None
-
-
-@dataclass(frozen=True)
 class Decision:
     """The new state, what to send, and what the shell needs next, computed once here.
+
+    ``commands`` are the ``notification.send`` payloads themselves (the notifier's input).
 
     ``phase`` is the phase at the new stream time and ``previous_phase`` the one before this
     input (both None before enrollment): the shell's phase-change event. ``report_days`` is
@@ -154,7 +141,7 @@ class Decision:
     ``next_due(state)``: the shell's timer index."""
 
     state: PatientState
-    commands: tuple[Notify, ...] = ()
+    commands: tuple[SendNotificationPayload, ...] = ()
     phase: Phase | None = None
     previous_phase: Phase | None = None
     report_days: tuple[int, ...] = ()
