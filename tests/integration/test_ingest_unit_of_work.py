@@ -82,6 +82,7 @@ async def record(
     ) as uow:
         if uow.replay is not None:
             return uow.replay
+        await registry.lock_clock(uow.conn)
         await registry.set_clock(uow.conn, now)
         if fail:
             raise ApiError(422, "invalid_fields", "refused after a write")

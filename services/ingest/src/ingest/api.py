@@ -1,16 +1,15 @@
-"""The answers every ingest router gives alike: 202 ``Accepted``, 422 for one field, the one
-503 for an outage, and the error responses the OpenAPI document lists."""
+"""The answers every ingest router gives alike: 422 for one field, the one 503 for an
+outage, and the error responses the OpenAPI document lists."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import Response
 
-from ingest.api_models import Accepted, ErrorBody
+from ingest.api_models import ErrorBody
 from ingest.context import unavailable
 from shared.transient import UNAVAILABLE
 from shared.web import ApiError, error_response
@@ -33,14 +32,6 @@ IdempotencyKey = Annotated[
 def invalid(field: str, message: str) -> ApiError:
     return ApiError(
         422, "invalid_fields", "Some fields are invalid.", [{"field": field, "message": message}]
-    )
-
-
-def accepted(event_id: uuid.UUID) -> Response:
-    return Response(
-        Accepted(event_id=event_id).model_dump_json(),
-        status_code=202,
-        media_type="application/json",
     )
 
 

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi.responses import Response
 
 from ingest import outbox, registry
+from ingest.api_models import Accepted
 from shared.crypto import EventCodec
 from shared.events import Envelope
 from shared.kafka import publish
@@ -40,6 +41,15 @@ from shared.web import ApiError
 
 #: Event ids derived from a client's idempotency key or a provider's message SID.
 KEY_NAMESPACE = uuid.UUID("1c3e8f0e-54a1-4f0f-8c1a-7f5d2f2b8e64")
+
+
+def accepted(event_id: uuid.UUID) -> Response:
+    """The contract's 202: the event ``event_id`` is in Kafka."""
+    return Response(
+        Accepted(event_id=event_id).model_dump_json(),
+        status_code=202,
+        media_type="application/json",
+    )
 
 
 def derived_id(scope: str, key: str | None) -> uuid.UUID:
@@ -72,6 +82,13 @@ class UnitOfWork:
     def answer(self, response: Response) -> None:
         """The answer to remember under the key (and to give this request)."""
         self.response = response
+
+    def accept(self, topic: str, event: Envelope) -> Response:
+        """Answer 202 with ``event``'s id, and publish it (sealed) before the commit."""
+        response = accepted(event.event_id)
+        self.answer(response)
+        self.publish(topic, event)
+        return response
 
     def publish(
         self, topic: str, event: Envelope, *, partition: int | None = None, sealed: bool = True

@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ingest import registry
-from ingest.api import COMMON_ERRORS, accepted, error_doc
+from ingest.api import COMMON_ERRORS, error_doc
 from ingest.api_models import Accepted, ClockRequest
 from ingest.context import Caller, Ctx
+from ingest.unit_of_work import accepted
 from shared.events import ClockAdvanced, ClockAdvancedPayload
 from shared.topics import CLOCK, PATIENT_PARTITIONS
 from shared.web import ApiError, authorize

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from ingest import erasure
-from ingest.api import COMMON_ERRORS, accepted, error_doc
+from ingest.api import COMMON_ERRORS, error_doc
 from ingest.api_models import Accepted
 from ingest.context import Caller, Ctx
+from ingest.unit_of_work import accepted
 from shared.audit import ANY_TEAM
 from shared.events import PATIENT_ID_PATTERN
 from shared.web import ApiError, client_address

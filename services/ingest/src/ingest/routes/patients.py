@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from ingest import consent as consent_record
 from ingest import registry
-from ingest.api import COMMON_ERRORS, IdempotencyKey, accepted, error_doc, invalid
+from ingest.api import COMMON_ERRORS, IdempotencyKey, error_doc, invalid
 from ingest.api_models import Accepted, ConsentRequest, EnrollmentRequest
 from ingest.context import Caller, Ctx
 from ingest.unit_of_work import derived_id
@@ -120,9 +120,7 @@ async def enroll(
                 event_id=event.event_id,
                 occurred_at=now,
             )
-        response = accepted(event.event_id)
-        uow.answer(response)
-        uow.publish(PATIENT_EVENTS, event)
+        response = uow.accept(PATIENT_EVENTS, event)
     log.info(
         "patient enrolled",
         extra={"patient": patient_ref(body.patient_id), "event_id": str(event.event_id)},
@@ -190,9 +188,7 @@ async def record_consent(
             event_id=event.event_id,
             occurred_at=now,
         )
-        response = accepted(event.event_id)
-        uow.answer(response)
-        uow.publish(PATIENT_EVENTS, event)
+        response = uow.accept(PATIENT_EVENTS, event)
     log.info("consent recorded", extra={"patient": patient_ref(patient_id)})
     return response
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ingest import registry
-from ingest.api import COMMON_ERRORS, IdempotencyKey, accepted, error_doc, invalid
+from ingest.api import COMMON_ERRORS, IdempotencyKey, error_doc, invalid
 from ingest.api_models import Accepted, SymptomReportRequest
 from ingest.context import Caller, Ctx, IngestContext
-from ingest.unit_of_work import derived_id
+from ingest.unit_of_work import accepted, derived_id
 from shared.auth import may
 from shared.events import SymptomReported, SymptomReportedPayload
 from shared.kafka import publish
@@ -72,9 +72,7 @@ async def report(
             if uow.replay is not None:
                 return uow.replay
             event = await _checked(ctx, uow.conn, body, idempotency_key)
-            response = accepted(event.event_id)
-            uow.answer(response)
-            uow.publish(PATIENT_EVENTS, event)
+            response = uow.accept(PATIENT_EVENTS, event)
     log.info(
         "symptom reported",
         extra={"patient": patient_ref(body.patient_id), "event_id": str(event.event_id)},
