@@ -24,7 +24,8 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError
 from twilio.request_validator import RequestValidator
 
-from ingest.app import Resources, create_app
+from ingest.app import create_app
+from ingest.context import Resources
 from ingest.keys import LocalKeyring
 from ingest.settings import IngestSettings
 from shared.crypto import EventCodec, parse_master_key

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.audit import AuditUnavailable
@@ -105,10 +106,12 @@ def install_error_handlers(app: FastAPI) -> None:
         # on the path (Starlette names only the first route's when a path has several).
         headers = dict(exc.headers) if exc.headers else {}
         if exc.status_code == 405:
+            # Every route, those of included routers too (FastAPI keeps them nested).
             methods = {
                 method
-                for route in request.app.router.routes
-                if isinstance(route, Route) and route.path_regex.match(request.url.path)
+                for route in iter_route_contexts(request.app.router.routes)
+                if isinstance(regex := getattr(route, "path_regex", None), re.Pattern)
+                and regex.match(request.url.path)
                 for method in route.methods or ()
             }
             if methods:
@@ -137,7 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 #: Declares the bearer scheme in the OpenAPI schema; the check itself is ``Authenticator``'s.
-_BEARER_SCHEME = HTTPBearer(
+BEARER_SCHEME = HTTPBearer(
     auto_error=False,
     description="An access token from the identity provider (or, in development, API_TOKEN)",
     scheme_name="bearer",
@@ -165,7 +168,7 @@ def bearer_auth(authenticator: Authenticator) -> Callable[..., Awaitable[Princip
 
     async def check(
         request: Request,
-        _documented: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER_SCHEME)],
+        _documented: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER_SCHEME)],
     ) -> Principal:
         try:
             return await authenticator.authenticate(request.headers.get("authorization"))

@@ -1,0 +1,1 @@
+"""Ingest's HTTP routes, one ``APIRouter`` per resource (``ingest.app`` composes them)."""
