@@ -14,7 +14,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from notifier.service import Notifier, Policy
+from notifier.policy import Policy
+from notifier.service import Notifier
 from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender, TwilioSmsSender
 from shared.events import MessageStatusReported, SendNotification, encode_event, parse_event
 from shared.kafka_security import client_options

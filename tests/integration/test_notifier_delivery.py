@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 
 from notifier import ledger
-from notifier.service import Notifier, Policy
+from notifier.policy import Policy
+from notifier.service import Notifier
 from notifier.sms import ProviderMessage, SendError, SendResult, SmsSender
 from shared.events import (
     ConsentChanged,

@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from notifier.service import Notifier, SimulatedClock, utcnow
+from notifier.policy import SimulatedClock, utcnow
+from notifier.service import Notifier
 from shared.events import (
     ClockAdvanced,
     ConsentChanged,

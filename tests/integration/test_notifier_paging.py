@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from notifier import ledger
-from notifier.service import Notifier, SimulatedClock
+from notifier import ledger_reads
+from notifier.policy import SimulatedClock
+from notifier.service import Notifier
 from notifier.sms import SendError
 from shared.events import AckReceived, ClockAdvanced, encode_event
 from shared.kafka_security import client_options
@@ -35,7 +36,7 @@ ON_CALL, BACKUP = "+15550001111", "+15550002222"
 
 
 async def chain(pool: asyncpg.Pool, patient_id: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in await ledger.for_patient(pool, patient_id)]
+    return [dict(r) for r in await ledger_reads.for_patient(pool, patient_id)]
 
 
 def ack_event(code: str, phone: str) -> Record:

@@ -12,10 +12,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import Depends, FastAPI, Request
 
-from notifier import ledger
+from notifier import ledger, ledger_pages, ledger_reads
 from notifier import metrics as ledger_metrics
 from notifier.erasure import TwilioMessageEraser, was_erased
-from notifier.service import Notifier, SimulatedClock, utcnow
+from notifier.policy import SimulatedClock, utcnow
+from notifier.service import Notifier
 from notifier.settings import NotifierSettings
 from notifier.sms import SmsSender, TwilioSmsSender, twilio_client
 from notifier.voice import Caller, TwilioCaller
@@ -228,7 +229,7 @@ def create_app(
                 team=team,
                 source=client_address(request),
             )
-            found = await ledger.for_patient(pool(), patient_id)
+            found = await ledger_reads.for_patient(pool(), patient_id)
             if not found and await was_erased(pool(), patient_id):
                 raise ApiError(404, "unknown_patient", "No such patient (erased).")
             return {"notifications": found}
@@ -260,7 +261,7 @@ def create_app(
             )
         try:
             teams = None if caller.teams is None else sorted(caller.teams)
-            return {"alerts": await ledger.page_statuses(pool(), wanted, teams)}
+            return {"alerts": await ledger_reads.page_statuses(pool(), wanted, teams)}
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
 
@@ -269,7 +270,7 @@ def create_app(
         notification_id: uuid.UUID, request: Request, caller: Principal = caller_of
     ) -> dict[str, str]:
         try:
-            owner = await ledger.notification_owner(pool(), notification_id)
+            owner = await ledger_reads.notification_owner(pool(), notification_id)
             await trail.guard(
                 caller,
                 "page.ack",
@@ -278,7 +279,7 @@ def create_app(
                 team=owner[1] if owner else None,
                 source=client_address(request),
             )
-            outcome = await ledger.acknowledge(pool(), notification_id, now(), wall())
+            outcome = await ledger_pages.acknowledge(pool(), notification_id, now(), wall())
         except (OSError, asyncpg.PostgresError):
             raise ApiError(503, "unavailable", "The database is unreachable. Retry.") from None
         if outcome == "not_found":

@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import Field, SecretStr
 
-from notifier.service import Policy
+from notifier.policy import Policy
 from shared.settings import CommonSettings
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.events import NotificationKind
-from shared.notification_kinds import KINDS, PAGE_KINDS
+from shared.notification_kinds import KINDS, PAGE_KINDS, PATIENT_KINDS
 
 LANGUAGES = ("en", "es")
 
@@ -54,83 +54,86 @@ def _fmt(template: str, value: str | None) -> str | None:
 # --- patient messages ----------------------------------------------------------------------
 
 
-def _checkin(f: Facts, lang: str) -> str:
-    if lang == "es":
-        return (
-            f"{f.clinic}: ¿qué tal el espasmo hoy? Responda con una cifra: 0 nada, 1 solo si "
-            "algo lo provoca (luz, estrés), 2 leve, 3 moderado, 4 grave (le impide leer o "
-            "conducir)."
-        )
-    return (
-        f"{f.clinic}: how is your twitching today? Reply with one number: 0 none, 1 only when "
-        "triggered (light, stress), 2 mild, 3 moderate, 4 severe (stops you reading or driving)."
-    )
-
-
-def _reassurance(f: Facts, lang: str) -> str:
-    if lang == "es":
-        return (
-            f"{f.clinic}: gracias por su mensaje. Es frecuente que el espasmo siga tras la MVD "
-            "(a unas 3 de cada 10) y no significa que haya fallado. El nervio sana despacio; casi "
+#: The patient messages' words, per kind and language (``{clinic}`` is the clinic's name);
+#: ``care_team_notified`` has its own words after a red flag (call 911 now).
+_PATIENT_TEXTS: dict[str, dict[str, str]] = {
+    "checkin_prompt": {
+        "en": (
+            "{clinic}: how is your twitching today? Reply with one number: 0 none, 1 only when "
+            "triggered (light, stress), 2 mild, 3 moderate, 4 severe (stops you reading or "
+            "driving)."
+        ),
+        "es": (
+            "{clinic}: ¿qué tal el espasmo hoy? Responda con una cifra: 0 nada, 1 solo si algo "
+            "lo provoca (luz, estrés), 2 leve, 3 moderado, 4 grave (le impide leer o conducir)."
+        ),
+    },
+    "reassurance": {
+        "en": (
+            "{clinic}: thanks for your update. Twitching that goes on after MVD is common "
+            "(about 3 in 10) and does not mean the surgery failed. The nerve heals slowly; most"
+            " improve between 3 and 6 months. Call us if it gets worse or anything new starts."
+        ),
+        "es": (
+            "{clinic}: gracias por su mensaje. Es frecuente que el espasmo siga tras la MVD (a "
+            "unas 3 de cada 10) y no significa que haya fallado. El nervio sana despacio; casi "
             "todos mejoran entre 3 y 6 meses. Llame si empeora o nota algo nuevo."
-        )
-    return (
-        f"{f.clinic}: thanks for your update. Twitching that goes on after MVD is common "
-        "(about 3 in 10) and does not mean the surgery failed. The nerve heals slowly; most "
-        "improve between 3 and 6 months. Call us if it gets worse or anything new starts."
-    )
-
-
-def _remission(f: Facts, lang: str) -> str:
-    if lang == "es":
-        return (
-            f"{f.clinic}: ¡muy buena noticia! Sus respuestas muestran dos semanas sin espasmo. "
-            "Nos alegramos mucho por usted. Le seguiremos escribiendo de vez en cuando hasta "
+        ),
+    },
+    "remission_congrats": {
+        "en": (
+            "{clinic}: wonderful news! Your replies show two weeks with no twitching. We are so"
+            " glad for you. We will still check in now and then until one year after surgery."
+        ),
+        "es": (
+            "{clinic}: ¡muy buena noticia! Sus respuestas muestran dos semanas sin espasmo. Nos"
+            " alegramos mucho por usted. Le seguiremos escribiendo de vez en cuando hasta "
             "cumplir un año de la MVD."
-        )
-    return (
-        f"{f.clinic}: wonderful news! Your replies show two weeks with no twitching. We are "
-        "so glad for you. We will still check in now and then until one year after surgery."
-    )
-
-
-def _care_team_notified(f: Facts, lang: str) -> str:
-    if f.get("alert_kind") == "red_flag":
-        if lang == "es":
-            return (
-                f"{f.clinic}: por lo que nos cuenta, hemos avisado a su equipo de guardia y le "
-                "van a llamar pronto. Si se encuentra muy mal (debilidad en la cara, dolor de "
-                "cabeza fuerte, fiebre, rigidez de cuello), llame al 911 o vaya a urgencias ya."
-            )
-        return (
-            f"{f.clinic}: from what you told us, we have paged your care team and they will "
-            "call you soon. If you feel very unwell (face drooping, bad headache, fever, stiff "
+        ),
+    },
+    "care_team_notified": {
+        "en": (
+            "{clinic}: thank you for your update. We have let your care team know; they will "
+            "review it and call you if needed. If things suddenly get worse, call the clinic."
+        ),
+        "es": (
+            "{clinic}: gracias por su mensaje. Hemos avisado a su equipo de cuidados; lo van a "
+            "revisar y le llamaremos si hace falta. Si empeora de repente, llame a la consulta."
+        ),
+    },
+    "care_team_notified:red_flag": {
+        "en": (
+            "{clinic}: from what you told us, we have paged your care team and they will call "
+            "you soon. If you feel very unwell (face drooping, bad headache, fever, stiff "
             "neck), call 911 or go to the emergency room now."
-        )
-    if lang == "es":
-        return (
-            f"{f.clinic}: gracias por su mensaje. Hemos avisado a su equipo de cuidados; lo "
-            "van a revisar y le llamaremos si hace falta. Si empeora de repente, llame a la "
-            "consulta."
-        )
-    return (
-        f"{f.clinic}: thank you for your update. We have let your care team know; they will "
-        "review it and call you if needed. If things suddenly get worse, call the clinic."
-    )
+        ),
+        "es": (
+            "{clinic}: por lo que nos cuenta, hemos avisado a su equipo de guardia y le van a "
+            "llamar pronto. Si se encuentra muy mal (debilidad en la cara, dolor de cabeza "
+            "fuerte, fiebre, rigidez de cuello), llame al 911 o vaya a urgencias ya."
+        ),
+    },
+    "monitoring_complete": {
+        "en": (
+            "{clinic}: today is one year since your MVD surgery, and our text check-ins end "
+            "here. Thank you for keeping us updated. If twitching comes back or anything "
+            "worries you, call us any time."
+        ),
+        "es": (
+            "{clinic}: hoy se cumple un año de su MVD y terminan nuestros mensajes de control. "
+            "Gracias por mantenernos al tanto. Si el espasmo vuelve o algo le preocupa, llame "
+            "cuando quiera."
+        ),
+    },
+}
 
 
-def _monitoring_complete(f: Facts, lang: str) -> str:
-    if lang == "es":
-        return (
-            f"{f.clinic}: hoy se cumple un año de su MVD y terminan nuestros mensajes de "
-            "control. Gracias por mantenernos al tanto. Si el espasmo vuelve o algo le "
-            "preocupa, llame cuando quiera."
-        )
-    return (
-        f"{f.clinic}: today is one year since your MVD surgery, and our text check-ins end "
-        "here. Thank you for keeping us updated. If twitching comes back or anything worries "
-        "you, call us any time."
-    )
+def _patient(kind: str) -> Callable[[Facts, str], str]:
+    def render_patient(f: Facts, lang: str) -> str:
+        key = f"{kind}:red_flag" if f.get("alert_kind") == "red_flag" else kind
+        return _PATIENT_TEXTS.get(key, _PATIENT_TEXTS[kind])[lang].format(clinic=f.clinic)
+
+    return render_patient
 
 
 # --- care-team pages ------------------------------------------------------------------------
@@ -201,11 +204,7 @@ def _page(kind: NotificationKind) -> Callable[[Facts, str], str]:
 
 #: One template per kind of ``shared.notification_kinds.KINDS`` (a unit test checks both).
 TEMPLATES: dict[str, Callable[[Facts, str], str]] = {
-    "checkin_prompt": _checkin,
-    "reassurance": _reassurance,
-    "remission_congrats": _remission,
-    "care_team_notified": _care_team_notified,
-    "monitoring_complete": _monitoring_complete,
+    **{kind: _patient(kind) for kind in PATIENT_KINDS},
     **{kind: _page(kind) for kind in PAGE_KINDS},
 }
 

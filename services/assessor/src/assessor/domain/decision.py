@@ -27,19 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from assessor.domain import model
 from assessor.domain.alerts import covered, history_alerts
 from assessor.domain.calendar import day_number, utc
 from assessor.domain.messages import Run, congratulate, reassure
-from assessor.domain.model import (
-    ConsentUpdated,
-    Decision,
-    Enrolled,
-    Input,
-    PatientState,
-    Phase,
-    Report,
-    Reported,
-)
+from assessor.domain.model import Decision, PatientState, Phase, Report
 from assessor.domain.phases import graded, phase_at, report_days
 from assessor.domain.schedule import advance, next_due
 from assessor.domain.settings import DEFAULT_RULES, RuleSettings
@@ -47,7 +39,7 @@ from shared.events import PatientEnrolledPayload, SendNotificationPayload
 
 
 def decide(
-    state: PatientState, event: Input, now: dt.datetime, rules: RuleSettings = DEFAULT_RULES
+    state: PatientState, event: model.Input, now: dt.datetime, rules: RuleSettings = DEFAULT_RULES
 ) -> Decision:
     """Fold one input into the state at ``now`` and say what to send."""
     now = utc(now)
@@ -57,7 +49,7 @@ def decide(
     days = () if profile is None else report_days(state.reports, profile)
     previous = _phase_at_stream_time(state, days, rules)
     new_report: Report | None = None
-    if isinstance(event, Reported):
+    if isinstance(event, model.Reported):
         new_report = event.report
         if any(r.event_id == new_report.event_id for r in state.reports):
             # a redelivered or replayed report changes nothing
@@ -81,9 +73,9 @@ def decide(
         run.update(timers_done_until=target)  # a state stored before timers existed
     if run.state.profile is not None:
         advance(run, target)
-    if isinstance(event, Enrolled):
+    if isinstance(event, model.Enrolled):
         _enroll(run, event.profile, target)
-    elif isinstance(event, ConsentUpdated):
+    elif isinstance(event, model.ConsentUpdated):
         run.update(sms_consent=event.sms_consent)
     if run.state.profile is None:
         return _decision(run.state, tuple(run.commands), previous, None, rules)
