@@ -35,7 +35,7 @@ from sms_sandbox.twilio_wire import (
 )
 
 if TYPE_CHECKING:
-    from sms_sandbox.app import Sandbox
+    from sms_sandbox.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def calls_router(sandbox: Sandbox) -> APIRouter:
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }
         try:
-            return await sandbox.http().post(url, data=form, headers=headers)
+            return await sandbox.webhooks.http().post(url, data=form, headers=headers)
         except httpx.HTTPError as exc:
             log.warning("call webhook to %s failed: %s", redact_url(url), type(exc).__name__)
             return None
