@@ -13,7 +13,6 @@ from sms_sandbox.twilio_wire import (
     filter_date_sent,
     message_json,
     message_page_json,
-    read_form,
 )
 
 API_PREFIX = f"/{API_VERSION}/Accounts"
@@ -24,15 +23,9 @@ def messages_router(sandbox: Sandbox) -> APIRouter:
 
     @router.post(API_PREFIX + "/{account_sid}/Messages.json", status_code=201)
     async def create_message(account_sid: str, request: Request) -> Response:
-        sandbox.check_auth(request, account_sid)
-        # The request is read before any fault: a slow answer still creates the message even
-        # when the client has given up waiting, as Twilio does once it has the request.
-        form = await read_form(request)
-        fault = await sandbox.faults.take()
-        if fault.mode != "none":
-            response = await sandbox.apply_fault(fault)
-            if response is not None:
-                return response
+        form, faulted = await sandbox.admit(request, account_sid)
+        if faulted is not None:
+            return faulted
         message = await sandbox.create_message(account_sid, form)
         return JSONResponse(message_json(message), status_code=201)
 

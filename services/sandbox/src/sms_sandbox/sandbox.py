@@ -24,6 +24,7 @@ from sms_sandbox.twilio_wire import (
     error_json,
     new_sid,
     num_segments,
+    read_form,
     validate_create,
 )
 from sms_sandbox.webhooks import Webhooks
@@ -111,6 +112,21 @@ class Sandbox:
         password_ok = hmac.compare_digest(password.encode(), self.auth_token.encode())
         if not (user_ok and password_ok) or account_sid != self.settings.account_sid:
             raise TwilioApiError(20003)
+
+    async def admit(
+        self, request: Request, account_sid: str
+    ) -> tuple[dict[str, str], Response | None]:
+        """The start of every create (a message or a call): HTTP Basic, the form, then the
+        injected fault if one is set. The form is read before any fault, so a slow answer
+        still creates the resource even when the client has given up waiting, as Twilio does
+        once it has the request. Returns the form and, when the fault answers instead of
+        the create, that answer."""
+        self.check_auth(request, account_sid)
+        form = await read_form(request)
+        fault = await self.faults.take()
+        if fault.mode == "none":
+            return form, None
+        return form, await self.apply_fault(fault)
 
     async def create_message(self, account_sid: str, form: dict[str, str]) -> StoredMessage:
         try:
