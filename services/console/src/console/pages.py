@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from console import chart, queries, views
 from console.principal import Principal
 from console.web import Console, audit_actor, source_of
+from shared.phases import PHASES
 
 
 def install_pages(app: FastAPI, console: Console) -> None:
@@ -54,7 +55,7 @@ def install_pages(app: FastAPI, console: Console) -> None:
         teams = [team] if team in principal.teams else list(principal.teams)
         page = await queries.patients(
             console.pool(), teams, query=q.strip()[:64],
-            phase=phase if phase in views.PHASES else "",
+            phase=phase if phase in PHASES else "",
             open_only=bool(open), after=after[:64], limit=settings.page_size,
         )  # fmt: skip
         # Who saw which patients (one row each; the search words are not recorded: a name

@@ -23,6 +23,7 @@ from shared.audit import AuditTrail, AuditUnavailable
 from shared.crypto import EventCodec
 from shared.events import Envelope
 from shared.kafka import publish
+from shared.phases import PHASES
 from shared.topics import CARE_TEAM_EVENTS
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Console:
             phase_label=views.phase_label,
             when=views.when,
             outcomes=views.OUTCOMES,
-            phases=views.PHASES,
+            phases=PHASES,
             poll_seconds=settings.poll_seconds,
         )
 

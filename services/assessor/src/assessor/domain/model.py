@@ -15,16 +15,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from shared.events import Language, NotificationKind, PatientEnrolledPayload, Urgency, UtcDatetime
+from shared.phases import Phase as Phase  # shared with the console; named here for the rules
 
-Phase = Literal[
-    "pre_op",
-    "early_postop",
-    "expected_window",
-    "persistent",
-    "late_follow_up",
-    "remission",
-    "monitoring_complete",
-]
 AlertKind = Literal[
     "six_month_persistence", "worsening", "recurrence", "red_flag", "lost_to_follow_up"
 ]
