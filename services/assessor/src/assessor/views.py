@@ -17,6 +17,7 @@ from assessor.metrics import refresh_cohort_metrics
 from assessor.store import Store
 from shared.audit import AuditTrail
 from shared.auth import Authenticator, Forbidden, Unauthorized, may
+from shared.db import answers
 from shared.web import error_body
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,10 @@ def install_views(
     @app.page("/readyz")
     class Readyz(View):
         async def get(self, request: Request) -> Response:
-            checks = {"postgres": False, "kafka": False}
+            pool = None
             with contextlib.suppress(Exception):
                 pool = await asyncio.wait_for(store.get(), 2)
-                await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
-                checks["postgres"] = True
+            checks = {"postgres": await answers(pool)}
             consumer = app.consumer
             checks["kafka"] = bool(
                 not app.rebalancing

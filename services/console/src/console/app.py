@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -23,7 +22,7 @@ from console.services import Services
 from console.settings import ConsoleSettings
 from console.web import HERE, Console, install_error_handler, utcnow
 from shared.crypto import EventCodec
-from shared.db import create_pool, migrate
+from shared.db import answers, create_pool, migrate
 from shared.kafka import create_producer
 from shared.web import BodyLimitMiddleware, install_probes
 
@@ -105,12 +104,7 @@ def create_app(
         return response
 
     async def ready() -> dict[str, bool]:
-        checks = {"postgres": False, "kafka": False, "projection": False, "assets": False}
-        pool = state.get("pool")
-        if isinstance(pool, asyncpg.Pool):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pool.fetchval("SELECT 1"), 2)
-                checks["postgres"] = True
+        checks = {"postgres": await answers(state.get("pool"))}
         consumer = state.get("consumer")
         checks["kafka"] = not project or (
             isinstance(consumer, AIOKafkaConsumer) and bool(consumer.assignment())
