@@ -32,13 +32,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from shared.kafka_security import client_options, default_bootstrap
 from tools.client import ROOT, Stack, api_token, end_offsets
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 BOOTSTRAP = default_bootstrap()
 INGEST = f"http://127.0.0.1:{os.environ.get('INGEST_PORT', 8080)}"
@@ -378,8 +381,23 @@ async def group_committed(group: str, topic: str) -> dict[int, int]:
         await admin.close()
 
 
+async def bulk_producer() -> AIOKafkaProducer:
+    """A started producer for loading the topics fast: whole batches, every replica's ack."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=BOOTSTRAP,
+        **client_options(),
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    return producer
+
+
 async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) -> dict[str, Any]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from shared.events import SymptomReported, SymptomReportedPayload, encode_event
     from shared.topics import PATIENT_EVENTS
@@ -415,14 +433,7 @@ async def bench_assessor(stack: Stack, run: str, patients: int, reports: int) ->
         )
         for i in range(reports)
     ]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP,
-        **client_options(),
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-    )
-    await producer.start()
+    producer = await bulk_producer()
     t0 = time.perf_counter()
     try:
         futures = [
@@ -570,22 +581,13 @@ async def seed_patients(stack: Stack, run: str, missing: int) -> float:
     Surgery is 200 days ahead, so nothing falls due for them during the benchmarks, and
     their consent is off, so nothing of theirs would reach the sandbox either.
     """
-    from aiokafka import AIOKafkaProducer
-
     from shared.events import CareTeam, PatientEnrolled, PatientEnrolledPayload, encode_event
     from shared.topics import PATIENT_EVENTS
 
     now = await stack_now(stack)
     surgery = now.date() + dt.timedelta(days=200)
     await seed_keys([f"bench-{run}-r-{i}" for i in range(missing)])
-    producer = AIOKafkaProducer(
-        bootstrap_servers=BOOTSTRAP,
-        **client_options(),
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-    )
-    await producer.start()
+    producer = await bulk_producer()
     t0 = time.perf_counter()
     try:
         futures = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import glob
 import json
 import os
@@ -18,19 +17,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, daytime_zone, random_patient_id, stack_now
+from tests.e2e.conftest import ROOT, Stack, random_patient_id
+from tests.e2e.daytime import enroll
 from tools import idp
 from tools.client import eventually
 
 RUN = ROOT / ".run"
-
-
-def unique_phone() -> str:
-    return "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
 
 
 def needles(value: str) -> list[bytes]:
@@ -79,27 +74,10 @@ def assessor_dir() -> Path:
 
 
 async def test_an_erased_patient_is_found_nowhere_readable(stack: Stack) -> None:
-    patient_id, phone = random_patient_id(), unique_phone()
     note_token = "zq" + secrets.token_hex(8)  # in an SMS reply (a red flag)
     api_note = "yx" + secrets.token_hex(8)  # in an app report
+    patient_id, phone, now = await enroll(stack, days_since_surgery=5)
     values = [phone, note_token, api_note]
-    now = await stack_now(stack)
-    tz = daytime_zone(now)
-    today = now.astimezone(ZoneInfo(tz)).date()
-    r = await stack.ingest.post(
-        "/v1/patients",
-        json={
-            "patient_id": patient_id,
-            "phone": phone,
-            "timezone": tz,
-            "language": "en",
-            "surgery_date": (today - dt.timedelta(days=5)).isoformat(),
-            "baseline_severity": 3,
-            "care_team": {"on_call": unique_phone(), "timezone": tz},
-            "sms_consent": True,
-        },
-    )
-    assert r.status_code == 202, r.text
     r = await stack.ingest.post(
         "/v1/symptom-reports",
         json={
@@ -209,23 +187,7 @@ async def test_erasing_an_unknown_patient_is_404_and_needs_admin(stack: Stack) -
 async def test_only_the_services_own_clients_fetch_data_keys(stack: Stack) -> None:
     """The key endpoint takes the services' client-credentials tokens (KEY_CLIENTS), not
     an integration's or a person's, whatever their scopes or roles."""
-    patient_id = random_patient_id()
-    now = await stack_now(stack)
-    tz = daytime_zone(now)
-    r = await stack.ingest.post(
-        "/v1/patients",
-        json={
-            "patient_id": patient_id,
-            "phone": unique_phone(),
-            "timezone": tz,
-            "language": "en",
-            "surgery_date": now.astimezone(ZoneInfo(tz)).date().isoformat(),
-            "baseline_severity": 2,
-            "care_team": {"on_call": unique_phone()},
-            "sms_consent": True,
-        },
-    )
-    assert r.status_code == 202, r.text
+    patient_id, _, _ = await enroll(stack, days_since_surgery=0)
     path = f"/internal/v1/keys/{patient_id}"
     for token in (idp.client_token("hfs-integration"), idp.person_token("adam.admin")):
         refused = await stack.ingest.get(path, headers={"Authorization": f"Bearer {token}"})

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.deploy_kit import ROOT, env_read_by
+
 COMPOSE = ROOT / "docker-compose.yml"
 SCHEMA = ROOT / "deploy" / "compose-spec.json"
 
@@ -29,19 +29,6 @@ OURS = {
     "sandbox": ["sandbox"],
     "console": ["shared", "console"],
 }
-SOURCES = {
-    "shared": ROOT / "shared" / "src",
-    "ingest": ROOT / "services" / "ingest" / "src",
-    "assessor": ROOT / "services" / "assessor" / "src",
-    "notifier": ROOT / "services" / "notifier" / "src",
-    "sandbox": ROOT / "services" / "sandbox" / "src",
-    "console": ROOT / "services" / "console" / "src",
-}
-ENV_READS = (
-    re.compile(r'validation_alias\s*=\s*"([A-Z][A-Z0-9_]*)"'),
-    re.compile(r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]*)"'),
-    re.compile(r'os\.getenv\(\s*"([A-Z][A-Z0-9_]*)"'),
-)
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +36,6 @@ def compose() -> dict[str, Any]:
     doc = yaml.safe_load(COMPOSE.read_text())  # resolves anchors and << merge keys
     assert isinstance(doc, dict)
     return doc
-
-
-def env_read_by(package: str) -> set[str]:
-    names: set[str] = set()
-    for path in SOURCES[package].rglob("*.py"):
-        text = path.read_text()
-        for pattern in ENV_READS:
-            names.update(pattern.findall(text))
-    return names
 
 
 def environment(service: dict[str, Any]) -> dict[str, Any]:

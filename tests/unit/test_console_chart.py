@@ -7,7 +7,9 @@ import re
 import uuid
 
 from console import chart, views
-from console.app import _conversation, _enrollment_body, local_path
+from console.actions import enrollment_body
+from console.pages import conversation
+from console.web import local_path
 
 
 def report(day: int, severity: int | None) -> dict[str, object]:
@@ -92,7 +94,7 @@ def test_only_local_paths_are_redirect_targets() -> None:
 
 
 def test_the_form_becomes_ingest_json_typed_and_without_empty_options() -> None:
-    body = _enrollment_body({
+    body = enrollment_body({
         "patient_id": " p-1 ", "phone": "+15551230001", "timezone": "America/Chicago",
         "language": "en", "surgery_date": "2026-03-02", "baseline_severity": "3",
         "care_team.on_call": "+15550001111", "care_team.backup": "", "sms_consent": "on",
@@ -102,7 +104,7 @@ def test_the_form_becomes_ingest_json_typed_and_without_empty_options() -> None:
         "language": "en", "surgery_date": "2026-03-02", "baseline_severity": 3,
         "care_team": {"on_call": "+15550001111"}, "sms_consent": True,
     }  # fmt: skip
-    odd = _enrollment_body({"baseline_severity": "three"})
+    odd = enrollment_body({"baseline_severity": "three"})
     assert odd["baseline_severity"] == "three"  # ingest judges it, and says so
     assert odd["sms_consent"] is False
 
@@ -119,7 +121,7 @@ def test_the_conversation_interleaves_texts_and_ours_by_time() -> None:
         {"audience": "care_team", "sent_at": t.isoformat(), "body": "PAGE", "status": "sent",
          "kind": "red_flag"},
     ]  # fmt: skip
-    convo = _conversation(texts, sent)
+    convo = conversation(texts, sent)
     assert [(m["direction"], m["body"], m["status"]) for m in convo] == [
         ("out", "How is it?", "delivered"),
         ("in", "2 better", "received"),
@@ -130,4 +132,4 @@ def test_the_conversation_interleaves_texts_and_ours_by_time() -> None:
 def test_a_texted_note_that_carries_its_grade_is_shown_as_sent() -> None:
     at = dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC)
     texts = [{"at": at, "kind": "report", "severity": 2, "note": "2 and my face droops"}]
-    assert [m["body"] for m in _conversation(texts, [])] == ["2 and my face droops"]
+    assert [m["body"] for m in conversation(texts, [])] == ["2 and my face droops"]

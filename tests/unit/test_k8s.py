@@ -5,16 +5,14 @@ the code (like the compose file's)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from shared.topics import PATIENT_PARTITIONS
-from tests.unit.test_compose import env_read_by
+from tests.unit.deploy_kit import ROOT, env_read_by
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 PACKAGES = {
     "ingest": ["shared", "ingest"],

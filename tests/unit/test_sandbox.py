@@ -27,9 +27,10 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from sms_sandbox.app import create_app, twiml_replies
+from sms_sandbox.app import create_app
 from sms_sandbox.settings import SandboxSettings
 from sms_sandbox.twilio_wire import num_segments, rfc2822
+from sms_sandbox.webhooks import twiml_replies
 from tests.servers import ServerThread
 
 ACCOUNT_SID = "AC" + "1234abcd" * 4

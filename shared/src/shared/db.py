@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from importlib import resources
@@ -15,6 +17,17 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asy
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=10)
     assert pool is not None
     return pool
+
+
+async def answers(pool: asyncpg.Pool | None, within_s: float = 2) -> bool:
+    """Whether PostgreSQL answers a query within ``within_s`` seconds (a readiness check:
+    any failure is a no, never an error)."""
+    if not isinstance(pool, asyncpg.Pool):
+        return False
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), within_s)
+        return True
+    return False
 
 
 async def migrate(pool: asyncpg.Pool, schema: str, package: str) -> list[str]:

@@ -34,9 +34,9 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 
-from console.app import PageError, local_path, utcnow
 from console.principal import Principal, csrf_ok
 from console.settings import ConsoleSettings
+from console.web import PageError, local_path, utcnow
 from shared.auth import Authenticator, Unauthorized, principal_from_claims
 
 with warnings.catch_warnings():

@@ -8,15 +8,6 @@ from zoneinfo import ZoneInfo
 
 from console.chart import KIND_LABELS
 
-PHASES = (
-    "pre_op",
-    "early_postop",
-    "expected_window",
-    "persistent",
-    "late_follow_up",
-    "remission",
-    "monitoring_complete",
-)
 OUTCOMES = {
     "called_patient": "Called the patient",
     "appointment_booked": "Appointment booked",

@@ -35,7 +35,7 @@ from sms_sandbox.twilio_wire import (
 )
 
 if TYPE_CHECKING:
-    from sms_sandbox.app import Sandbox
+    from sms_sandbox.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def calls_router(sandbox: Sandbox) -> APIRouter:
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
         }
         try:
-            return await sandbox.http().post(url, data=form, headers=headers)
+            return await sandbox.webhooks.http().post(url, data=form, headers=headers)
         except httpx.HTTPError as exc:
             log.warning("call webhook to %s failed: %s", redact_url(url), type(exc).__name__)
             return None
@@ -207,13 +207,9 @@ def calls_router(sandbox: Sandbox) -> APIRouter:
 
     @router.post(prefix + "/{account_sid}/Calls.json", status_code=201)
     async def create_call(account_sid: str, request: Request) -> Response:
-        sandbox.check_auth(request, account_sid)
-        form = await read_form(request)
-        fault = await sandbox.faults.take()
-        if fault.mode != "none":
-            faulted = await sandbox.apply_fault(fault)
-            if faulted is not None:
-                return faulted
+        form, faulted = await sandbox.admit(request, account_sid)
+        if faulted is not None:
+            return faulted
         to, from_, twiml, callback = validate_call(form, sandbox.settings.from_number)
         call = StoredCall(
             sid=new_sid("CA"),

@@ -22,16 +22,8 @@ from shared.events import (
     UtcDatetime,
 )
 from shared.notification_kinds import KINDS
+from shared.phases import Phase as Phase  # shared with the console; named here for the rules
 
-Phase = Literal[
-    "pre_op",
-    "early_postop",
-    "expected_window",
-    "persistent",
-    "late_follow_up",
-    "remission",
-    "monitoring_complete",
-]
 AlertKind = Literal[
     "six_month_persistence", "worsening", "recurrence", "red_flag", "lost_to_follow_up"
 ]
